@@ -1,0 +1,37 @@
+"""The control plane's FastAPI app: ``/api/v1`` behind authentication, RBAC and audit."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter, FastAPI
+
+from shipyard import __version__
+from shipyard.runtime import Platform
+from shipyard.server import errors
+from shipyard.server.middleware import AuditLog, BodyLimit
+from shipyard.server.routes import artifacts, audit, experiments, health, models, namespaces, runs, tokens, users
+
+API_PREFIX = "/api/v1"
+ROUTERS = (health, namespaces, users, tokens, audit, experiments, runs, artifacts, models)
+
+log = logging.getLogger("shipyard.server")
+
+
+def create_app(platform: Platform) -> FastAPI:
+    app = FastAPI(
+        title="Shipyard",
+        version=__version__,
+        summary="Tracking, model registry, tenancy and access control for ML teams.",
+        openapi_url="/openapi.json",
+    )
+    app.state.platform = platform
+    api = APIRouter(prefix=API_PREFIX)
+    for module in ROUTERS:
+        api.include_router(module.router)
+    app.include_router(api)
+    errors.install(app)
+    # Outermost first on the way in: the audit log must see the size limit's 413 too.
+    app.add_middleware(BodyLimit, max_bytes=platform.settings.max_request_bytes)
+    app.add_middleware(AuditLog, platform=platform)
+    return app

@@ -1,0 +1,350 @@
+"""Request and response bodies of the REST API (pydantic), published in the OpenAPI document."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Scope = Literal["read", "write", "promote", "admin"]
+RoleName = Literal["viewer", "editor", "operator", "admin", "platform-admin"]
+RunStatus = Literal["running", "finished", "failed", "killed", "scheduled"]
+MAX_INT64 = 2**63 - 1
+
+
+class Body(BaseModel):
+    """Request bodies reject unknown fields, so typos fail loudly."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class Health(Out):
+    status: str
+    version: str
+
+
+class NamespaceIn(Body):
+    name: str = Field(min_length=1, max_length=63, examples=["team-a"])
+    description: str = Field(default="", max_length=10_000)
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+class NamespaceOut(Out):
+    id: str
+    name: str
+    description: str
+    labels: dict[str, Any]
+    created_at: int
+    created_by: str
+
+
+class UserIn(Body):
+    name: str = Field(min_length=1, max_length=255, examples=["alice"])
+    display_name: str = Field(default="", max_length=255)
+
+
+class ServiceAccountIn(Body):
+    name: str = Field(min_length=1, max_length=255, examples=["trainer"])
+    display_name: str = Field(default="", max_length=255)
+
+
+class PrincipalOut(Out):
+    id: str
+    kind: str
+    namespace: str
+    name: str
+    display_name: str
+    disabled: bool
+    created_at: int
+    created_by: str
+
+
+class PrincipalPatch(Body):
+    disabled: bool
+
+
+class WhoAmI(Out):
+    name: str
+    kind: str
+    roles: dict[str, str]
+    scopes: list[str]
+    token_namespace: str
+
+
+class TokenIn(Body):
+    user: str | None = Field(default=None, description="User to issue for; default: the caller.")
+    service_account: str | None = Field(default=None, description="Service account name (with namespace).")
+    namespace: str | None = Field(default=None, description="Namespace of the service account.")
+    name: str = Field(default="", max_length=255)
+    scopes: list[Scope] = Field(default_factory=lambda: ["read", "write"], min_length=1)
+    days: int = Field(default=90, ge=1, le=3650)
+
+
+class TokenOut(Out):
+    id: str
+    name: str
+    prefix: str
+    scopes: list[str]
+    namespace: str
+    created_at: int
+    created_by: str
+    expires_at: int | None
+    revoked_at: int | None
+    last_used_at: int | None
+
+
+class IssuedTokenOut(TokenOut):
+    token: str = Field(description="The secret. Shown once; store it now.")
+
+
+class RoleBindingIn(Body):
+    user: str | None = None
+    service_account: str | None = None
+    role: RoleName
+
+
+class RoleBindingOut(BaseModel):
+    namespace: str
+    role: str
+    principal: str
+    kind: str
+    created_at: int
+    created_by: str
+
+
+class AuditEventOut(Out):
+    id: int
+    time: int
+    principal: str
+    action: str
+    method: str
+    path: str
+    namespace: str
+    status_code: int
+    outcome: str
+    message: str
+
+
+class ExperimentIn(Body):
+    name: str = Field(min_length=1, max_length=255)
+    description: str = Field(default="", max_length=10_000)
+    tags: dict[str, str] = Field(default_factory=dict)
+
+
+class ExperimentPatch(Body):
+    name: str | None = Field(default=None, min_length=1, max_length=255)
+    description: str | None = Field(default=None, max_length=10_000)
+    tags: dict[str, str] | None = None
+    lifecycle_stage: Literal["active", "deleted"] | None = None
+
+
+class ExperimentOut(Out):
+    id: str
+    namespace: str
+    name: str
+    description: str
+    tags: dict[str, Any]
+    lifecycle_stage: str
+    created_at: int
+    created_by: str
+    updated_at: int
+
+
+class RunIn(Body):
+    experiment_id: str | None = Field(default=None, max_length=32)
+    experiment_name: str | None = Field(default=None, max_length=255, description="Created if missing.")
+    name: str = Field(default="", max_length=255)
+    start_time: int | None = Field(default=None, ge=0, le=MAX_INT64)
+    code_version: str = Field(default="", max_length=255)
+    parent_run_id: str | None = Field(default=None, max_length=32)
+    tags: dict[str, str] = Field(default_factory=dict)
+
+
+class RunPatch(Body):
+    status: RunStatus | None = None
+    end_time: int | None = Field(default=None, ge=0, le=MAX_INT64)
+    name: str | None = Field(default=None, max_length=255)
+    lifecycle_stage: Literal["active", "deleted"] | None = None
+
+
+class LatestMetricOut(Out):
+    key: str
+    value: float
+    step: int
+    timestamp: int
+
+
+class RunOut(Out):
+    id: str
+    namespace: str
+    experiment_id: str
+    name: str
+    status: str
+    start_time: int
+    end_time: int | None
+    code_version: str
+    parent_run_id: str | None
+    lifecycle_stage: str
+    created_at: int
+    created_by: str
+
+
+class RunDetail(RunOut):
+    params: dict[str, str]
+    tags: dict[str, str]
+    metrics: list[LatestMetricOut]
+
+
+class MetricIn(BaseModel):
+    key: str = Field(min_length=1, max_length=250)
+    value: float
+    step: int = Field(default=0, ge=-(2**63), le=MAX_INT64)
+    timestamp: int | None = Field(default=None, ge=0, le=MAX_INT64)
+
+
+class LogBatchIn(Body):
+    metrics: list[MetricIn] = Field(default_factory=list, max_length=10_000)
+    params: dict[str, str] = Field(default_factory=dict)
+    tags: dict[str, str] = Field(default_factory=dict)
+
+
+class MetricPointOut(BaseModel):
+    id: int
+    value: float
+    step: int
+    timestamp: int
+
+
+class MetricHistoryOut(BaseModel):
+    key: str
+    points: list[MetricPointOut]
+    next_after_id: int | None
+
+
+class RunSearchIn(Body):
+    experiment_ids: list[str] = Field(default_factory=list)
+    filter: str = Field(default="", max_length=10_000)
+    order_by: list[str] = Field(default_factory=list, max_length=10)
+    max_results: int = Field(default=100, ge=1, le=1000)
+    page_token: str | None = Field(default=None, max_length=1000)
+    include_deleted: bool = False
+
+
+class RunPageOut(BaseModel):
+    runs: list[RunDetail]
+    next_page_token: str | None
+
+
+class ArtifactOut(Out):
+    path: str
+    digest: str
+    size: int
+    media_type: str
+    created_at: int
+    created_by: str
+
+
+class BlobOut(BaseModel):
+    digest: str
+    size: int
+
+
+class ModelIn(Body):
+    name: str = Field(min_length=1, max_length=255)
+    description: str = Field(default="", max_length=10_000)
+    tags: dict[str, str] = Field(default_factory=dict)
+
+
+class ModelPatch(Body):
+    description: str | None = Field(default=None, max_length=10_000)
+    tags: dict[str, str] | None = None
+
+
+class AliasOut(Out):
+    alias: str
+    version: int
+    updated_at: int
+    updated_by: str
+
+
+class ModelOut(Out):
+    id: str
+    namespace: str
+    name: str
+    description: str
+    tags: dict[str, Any]
+    created_at: int
+    created_by: str
+    updated_at: int
+
+
+class ModelDetail(ModelOut):
+    aliases: list[AliasOut]
+    latest_version: int | None
+
+
+class DatasetRef(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    name: str = Field(default="", max_length=255)
+    digest: str = Field(min_length=1, max_length=255)
+
+
+class ModelVersionIn(Body):
+    artifact_digest: str = Field(pattern=r"^[0-9a-f]{64}$")
+    format: Literal["sklearn", "onnx", "pickle"]
+    signature: dict[str, Any] = Field(default_factory=dict)
+    metrics: dict[str, float] | None = None
+    run_id: str | None = Field(default=None, max_length=32)
+    datasets: list[DatasetRef] = Field(default_factory=list)
+    code_version: str | None = Field(default=None, max_length=255)
+    description: str = Field(default="", max_length=10_000)
+    tags: dict[str, str] = Field(default_factory=dict)
+    trust_pickle: bool = False
+
+
+class ModelVersionPatch(Body):
+    description: str = Field(max_length=10_000)
+
+
+class ModelVersionOut(Out):
+    id: str
+    namespace: str
+    version: int
+    artifact_digest: str
+    artifact_size: int
+    format: str
+    signature: dict[str, Any]
+    metrics: dict[str, Any]
+    run_id: str | None
+    datasets: list[Any]
+    code_version: str
+    description: str
+    tags: dict[str, Any]
+    created_at: int
+    created_by: str
+    model: str = ""
+    aliases: list[str] = Field(default_factory=list)
+
+
+class AliasIn(Body):
+    version: int = Field(ge=1, le=2**31 - 1)
+
+
+class AliasChangeOut(Out):
+    id: int
+    alias: str
+    version: int | None
+    previous_version: int | None
+    action: str
+    time: int
+    actor: str
+
+
+class ErrorOut(BaseModel):
+    error: str
+    message: str
+    details: dict[str, Any] | None = None
