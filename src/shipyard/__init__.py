@@ -25,7 +25,7 @@ from shipyard.registry.formats import load_model
 from shipyard.registry.signature import infer as infer_signature
 from shipyard.settings import Settings
 
-__version__ = "0.1.0"
+from shipyard._version import __version__
 
 __all__ = [
     "ActiveRun",

@@ -6,7 +6,7 @@ import logging
 
 from fastapi import APIRouter, FastAPI
 
-from shipyard import __version__
+from shipyard._version import __version__
 from shipyard.runtime import Platform
 from shipyard.server import errors
 from shipyard.server.middleware import AuditLog, BodyLimit

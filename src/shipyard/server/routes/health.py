@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from shipyard import __version__
+from shipyard._version import __version__
 from shipyard.server.deps import CallerDep
 from shipyard.server.schemas import Health, WhoAmI
 

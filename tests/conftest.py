@@ -1,0 +1,136 @@
+"""Shared fixtures: an isolated environment, both database back ends, a platform, servers."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from shipyard.client import Client
+from shipyard.runtime import Platform
+from shipyard.server.app import create_app
+from shipyard.settings import Settings
+
+POSTGRES_ENV = "SHIPYARD_TEST_POSTGRES_URL"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test sees the developer's ~/.shipyard, tokens or caches."""
+    for key in list(os.environ):
+        if key.startswith("SHIPYARD_") and key != POSTGRES_ENV:
+            monkeypatch.delenv(key)
+    home = tmp_path_factory.mktemp("user-home")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home / ".cache"))
+    monkeypatch.setenv("SHIPYARD_HOME", str(home / ".shipyard"))
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url() -> str:
+    url = os.environ.get(POSTGRES_ENV)
+    if not url:
+        pytest.skip(f"{POSTGRES_ENV} is not set; CI sets it to run the PostgreSQL suite")
+    return url
+
+
+@pytest.fixture
+def postgres_url(postgres_server_url: str) -> Iterator[str]:
+    """A fresh database per test, dropped afterwards, so runs never collide."""
+    base = make_url(postgres_server_url).set(drivername="postgresql+psycopg")
+    name = f"shipyard_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield base.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each test using this runs once per back end."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'shipyard.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+@pytest.fixture
+def settings(tmp_path: Path, db_url: str) -> Settings:
+    return Settings(home=tmp_path / "home", database_url=db_url)
+
+
+@pytest.fixture
+def platform(settings: Settings) -> Iterator[Platform]:
+    platform = Platform.open(settings)
+    platform.ensure_admin()
+    yield platform
+    platform.close()
+
+
+@pytest.fixture
+def admin_token(platform: Platform) -> str:
+    return platform.settings.admin_token_path.read_text().strip()
+
+
+@pytest.fixture
+def api(platform: Platform) -> Iterator[TestClient]:
+    """The app in-process, without a token: pass headers per request."""
+    with TestClient(create_app(platform), raise_server_exceptions=False) as client:
+        yield client
+
+
+@pytest.fixture
+def admin_api(api: TestClient, admin_token: str) -> TestClient:
+    api.headers["Authorization"] = f"Bearer {admin_token}"
+    return api
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def live_url(platform: Platform) -> Iterator[str]:
+    """The API on a real socket (uvicorn in a thread)."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(platform), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/api/v1/health", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            time.sleep(0.05)
+    else:  # pragma: no cover - only when the server cannot start
+        raise RuntimeError("test server did not start")
+    yield url
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture
+def client(live_url: str, admin_token: str) -> Iterator[Client]:
+    """The SDK as the platform admin, over a real socket."""
+    with Client(live_url, admin_token) as sdk:
+        yield sdk
