@@ -3,6 +3,7 @@
 The public SDK is what this module exports; everything else is internal.
 """
 
+from shipyard._version import __version__
 from shipyard.active_run import ActiveRun, start_run
 from shipyard.batcher import MetricBatcher
 from shipyard.client import Client
@@ -24,8 +25,6 @@ from shipyard.registry.fingerprint import dataset_digest
 from shipyard.registry.formats import load_model
 from shipyard.registry.signature import infer as infer_signature
 from shipyard.settings import Settings
-
-from shipyard._version import __version__
 
 __all__ = [
     "ActiveRun",

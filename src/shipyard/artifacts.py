@@ -8,6 +8,7 @@ with ``IntegrityFailure`` if the bytes on disk no longer match their name.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import posixpath
 import re
@@ -38,13 +39,10 @@ def validate_artifact_path(path: str) -> str:
     parts = path.split("/")
     for part in parts:
         if part in ("", ".", ".."):
-            raise InvalidInput(
-                f"artifact path {path!r} has an empty, '.' or '..' segment: use plain names separated by '/'"
-            )
+            raise InvalidInput(f"artifact path {path!r} has an empty, '.' or '..' segment: use plain names separated by '/'")
         if not _NAME_PART.match(part):
             raise InvalidInput(
-                f"artifact path {path!r} has the segment {part!r}: allowed are letters, digits, "
-                "spaces and . _ - @ + = ,"
+                f"artifact path {path!r} has the segment {part!r}: allowed are letters, digits, spaces and . _ - @ + = ,"
             )
     return "/".join(parts)
 
@@ -104,12 +102,12 @@ class ArtifactStore:
         return StoredBlob(digest, size)
 
     def _abort(self, temp: str) -> None:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             self.fs.rm(temp)
-        except FileNotFoundError:
-            pass
 
-    def put_chunks(self, chunks: Iterable[bytes], *, max_bytes: int | None = None, expected_digest: str | None = None) -> StoredBlob:
+    def put_chunks(
+        self, chunks: Iterable[bytes], *, max_bytes: int | None = None, expected_digest: str | None = None
+    ) -> StoredBlob:
         """Stream ``chunks`` into the store; nothing is visible until every byte is in."""
         temp = self._new_temp()
         hasher = hashlib.sha256()
@@ -204,7 +202,5 @@ def _fsync(handle: Any) -> None:
 
     fileno = getattr(handle, "fileno", None)
     if fileno is not None:
-        try:
+        with contextlib.suppress(OSError, ValueError):
             os.fsync(fileno())
-        except (OSError, ValueError):
-            pass

@@ -20,8 +20,16 @@ MAX_SERVER_BATCH = 10_000
 
 
 class MetricBatcher:
-    def __init__(self, client: Client, run_id: str, *, namespace: str | None = None, max_batch: int = 5000,
-                 interval: float = 0.5, max_attempts: int = 8) -> None:
+    def __init__(
+        self,
+        client: Client,
+        run_id: str,
+        *,
+        namespace: str | None = None,
+        max_batch: int = 5000,
+        interval: float = 0.5,
+        max_attempts: int = 8,
+    ) -> None:
         if not 1 <= max_batch <= MAX_SERVER_BATCH:
             raise ValueError(f"max_batch must be 1 to {MAX_SERVER_BATCH}, got {max_batch}")
         self.client = client
@@ -41,7 +49,12 @@ class MetricBatcher:
         self._thread.start()
 
     def log(self, key: str, value: float, step: int = 0, timestamp: int | None = None) -> None:
-        point = {"key": key, "value": float(value), "step": int(step), "timestamp": timestamp if timestamp is not None else int(time.time() * 1000)}
+        point = {
+            "key": key,
+            "value": float(value),
+            "step": int(step),
+            "timestamp": timestamp if timestamp is not None else int(time.time() * 1000),
+        }
         with self._lock:
             if self._closed:
                 raise ShipyardError("this metric batcher is closed: start a new run to log more")

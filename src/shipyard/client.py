@@ -87,8 +87,17 @@ class Client:
     def _ns(self, namespace: str | None) -> str:
         return _q(namespace or self.namespace)
 
-    def request(self, method: str, path: str, *, json: Any = None, params: Mapping[str, Any] | None = None,
-                content: Any = None, headers: Mapping[str, str] | None = None, idempotent: bool | None = None) -> Any:
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
+        content: Any = None,
+        headers: Mapping[str, str] | None = None,
+        idempotent: bool | None = None,
+    ) -> Any:
         """Send one request, retrying connection failures and 502-504 for idempotent calls."""
         if idempotent is None:
             idempotent = method in ("GET", "PUT", "DELETE")
@@ -99,7 +108,9 @@ class Client:
                 response = self._http.request(method, path, json=json, params=clean_params, content=content, headers=headers)
             except httpx.TransportError as exc:
                 if attempt + 1 >= attempts:
-                    raise ClientError(f"cannot reach Shipyard at {self.url}: {exc}; is 'shipyard up' running?", status_code=0) from exc
+                    raise ClientError(
+                        f"cannot reach Shipyard at {self.url}: {exc}; is 'shipyard up' running?", status_code=0
+                    ) from exc
                 time.sleep(0.2 * 2**attempt)
                 continue
             if response.status_code in RETRY_STATUSES and attempt + 1 < attempts:
@@ -142,7 +153,9 @@ class Client:
         return list(self.request("GET", "/namespaces"))
 
     def create_namespace(self, name: str, *, description: str = "", labels: Mapping[str, str] | None = None) -> JSON:
-        result: JSON = self.request("POST", "/namespaces", json={"name": name, "description": description, "labels": dict(labels or {})})
+        result: JSON = self.request(
+            "POST", "/namespaces", json={"name": name, "description": description, "labels": dict(labels or {})}
+        )
         return result
 
     def get_namespace(self, name: str) -> JSON:
@@ -164,45 +177,89 @@ class Client:
         return result
 
     def create_service_account(self, name: str, *, namespace: str | None = None, display_name: str = "") -> JSON:
-        result: JSON = self.request("POST", f"/namespaces/{self._ns(namespace)}/service-accounts", json={"name": name, "display_name": display_name})
+        result: JSON = self.request(
+            "POST", f"/namespaces/{self._ns(namespace)}/service-accounts", json={"name": name, "display_name": display_name}
+        )
         return result
 
     def list_service_accounts(self, *, namespace: str | None = None) -> list[JSON]:
         return list(self.request("GET", f"/namespaces/{self._ns(namespace)}/service-accounts"))
 
-    def create_token(self, *, user: str | None = None, service_account: str | None = None, namespace: str | None = None,
-                     name: str = "", scopes: Sequence[str] = ("read", "write"), days: int = 90) -> JSON:
+    def create_token(
+        self,
+        *,
+        user: str | None = None,
+        service_account: str | None = None,
+        namespace: str | None = None,
+        name: str = "",
+        scopes: Sequence[str] = ("read", "write"),
+        days: int = 90,
+    ) -> JSON:
         """Issue a token. The secret is in ``result['token']`` and nowhere else, ever."""
-        body = {"user": user, "service_account": service_account, "namespace": namespace, "name": name, "scopes": list(scopes), "days": days}
+        body = {
+            "user": user,
+            "service_account": service_account,
+            "namespace": namespace,
+            "name": name,
+            "scopes": list(scopes),
+            "days": days,
+        }
         result: JSON = self.request("POST", "/tokens", json=body)
         return result
 
-    def list_tokens(self, *, user: str | None = None, service_account: str | None = None, namespace: str | None = None) -> list[JSON]:
-        return list(self.request("GET", "/tokens", params={"user": user, "service_account": service_account, "namespace": namespace}))
+    def list_tokens(
+        self, *, user: str | None = None, service_account: str | None = None, namespace: str | None = None
+    ) -> list[JSON]:
+        return list(
+            self.request("GET", "/tokens", params={"user": user, "service_account": service_account, "namespace": namespace})
+        )
 
     def revoke_token(self, token_id: str) -> JSON:
         result: JSON = self.request("DELETE", f"/tokens/{_q(token_id)}")
         return result
 
-    def grant_role(self, role: str, *, user: str | None = None, service_account: str | None = None, namespace: str | None = None) -> JSON:
+    def grant_role(
+        self, role: str, *, user: str | None = None, service_account: str | None = None, namespace: str | None = None
+    ) -> JSON:
         body = {"user": user, "service_account": service_account, "role": role}
         result: JSON = self.request("POST", f"/namespaces/{self._ns(namespace)}/role-bindings", json=body)
         return result
 
     def revoke_role(self, *, user: str | None = None, service_account: str | None = None, namespace: str | None = None) -> None:
-        self.request("DELETE", f"/namespaces/{self._ns(namespace)}/role-bindings", params={"user": user, "service_account": service_account})
+        self.request(
+            "DELETE",
+            f"/namespaces/{self._ns(namespace)}/role-bindings",
+            params={"user": user, "service_account": service_account},
+        )
 
     def list_role_bindings(self, *, namespace: str | None = None) -> list[JSON]:
         return list(self.request("GET", f"/namespaces/{self._ns(namespace)}/role-bindings"))
 
-    def audit_events(self, *, namespace: str | None = None, principal: str | None = None, outcome: str | None = None,
-                     since: int | None = None, before_id: int | None = None, limit: int = 100) -> list[JSON]:
-        params = {"namespace": namespace, "principal": principal, "outcome": outcome, "since": since, "before_id": before_id, "limit": limit}
+    def audit_events(
+        self,
+        *,
+        namespace: str | None = None,
+        principal: str | None = None,
+        outcome: str | None = None,
+        since: int | None = None,
+        before_id: int | None = None,
+        limit: int = 100,
+    ) -> list[JSON]:
+        params = {
+            "namespace": namespace,
+            "principal": principal,
+            "outcome": outcome,
+            "since": since,
+            "before_id": before_id,
+            "limit": limit,
+        }
         return list(self.request("GET", "/audit", params=params))
 
     # -- tracking -----------------------------------------------------------------
 
-    def create_experiment(self, name: str, *, namespace: str | None = None, description: str = "", tags: Mapping[str, str] | None = None) -> JSON:
+    def create_experiment(
+        self, name: str, *, namespace: str | None = None, description: str = "", tags: Mapping[str, str] | None = None
+    ) -> JSON:
         body = {"name": name, "description": description, "tags": dict(tags or {})}
         result: JSON = self.request("POST", f"/namespaces/{self._ns(namespace)}/experiments", json=body)
         return result
@@ -214,11 +271,26 @@ class Client:
         found = self.request("GET", f"/namespaces/{self._ns(namespace)}/experiments", params={"name": name})
         return dict(found[0])
 
-    def create_run(self, experiment: str, *, namespace: str | None = None, name: str = "", code_version: str = "",
-                   parent_run_id: str | None = None, tags: Mapping[str, str] | None = None, start_time: int | None = None) -> JSON:
+    def create_run(
+        self,
+        experiment: str,
+        *,
+        namespace: str | None = None,
+        name: str = "",
+        code_version: str = "",
+        parent_run_id: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        start_time: int | None = None,
+    ) -> JSON:
         """Start a run in the experiment named ``experiment`` (created if missing)."""
-        body = {"experiment_name": experiment, "name": name, "code_version": code_version, "parent_run_id": parent_run_id,
-                "tags": dict(tags or {}), "start_time": start_time}
+        body = {
+            "experiment_name": experiment,
+            "name": name,
+            "code_version": code_version,
+            "parent_run_id": parent_run_id,
+            "tags": dict(tags or {}),
+            "start_time": start_time,
+        }
         result: JSON = self.request("POST", f"/namespaces/{self._ns(namespace)}/runs", json=body)
         return result
 
@@ -226,17 +298,36 @@ class Client:
         result: JSON = self.request("GET", f"/namespaces/{self._ns(namespace)}/runs/{_q(run_id)}")
         return result
 
-    def update_run(self, run_id: str, *, namespace: str | None = None, status: str | None = None, end_time: int | None = None,
-                   name: str | None = None, lifecycle_stage: str | None = None) -> JSON:
-        body = {k: v for k, v in {"status": status, "end_time": end_time, "name": name, "lifecycle_stage": lifecycle_stage}.items() if v is not None}
+    def update_run(
+        self,
+        run_id: str,
+        *,
+        namespace: str | None = None,
+        status: str | None = None,
+        end_time: int | None = None,
+        name: str | None = None,
+        lifecycle_stage: str | None = None,
+    ) -> JSON:
+        body = {
+            k: v
+            for k, v in {"status": status, "end_time": end_time, "name": name, "lifecycle_stage": lifecycle_stage}.items()
+            if v is not None
+        }
         result: JSON = self.request("PATCH", f"/namespaces/{self._ns(namespace)}/runs/{_q(run_id)}", json=body, idempotent=True)
         return result
 
     def end_run(self, run_id: str, status: str = "finished", *, namespace: str | None = None) -> JSON:
         return self.update_run(run_id, namespace=namespace, status=status)
 
-    def log_batch(self, run_id: str, *, namespace: str | None = None, metrics: Sequence[Mapping[str, Any]] = (),
-                  params: Mapping[str, Any] | None = None, tags: Mapping[str, Any] | None = None) -> None:
+    def log_batch(
+        self,
+        run_id: str,
+        *,
+        namespace: str | None = None,
+        metrics: Sequence[Mapping[str, Any]] = (),
+        params: Mapping[str, Any] | None = None,
+        tags: Mapping[str, Any] | None = None,
+    ) -> None:
         """Log metrics (``{"key", "value", "step", "timestamp"}``), params and tags at once."""
         body = {
             "metrics": [dict(m) for m in metrics],
@@ -245,7 +336,9 @@ class Client:
         }
         self.request("POST", f"/namespaces/{self._ns(namespace)}/runs/{_q(run_id)}/log-batch", json=body)
 
-    def log_metric(self, run_id: str, key: str, value: float, *, step: int = 0, timestamp: int | None = None, namespace: str | None = None) -> None:
+    def log_metric(
+        self, run_id: str, key: str, value: float, *, step: int = 0, timestamp: int | None = None, namespace: str | None = None
+    ) -> None:
         self.log_batch(run_id, namespace=namespace, metrics=[{"key": key, "value": value, "step": step, "timestamp": timestamp}])
 
     def log_params(self, run_id: str, params: Mapping[str, Any], *, namespace: str | None = None) -> None:
@@ -258,18 +351,34 @@ class Client:
         points: list[JSON] = []
         after = 0
         while True:
-            page = self.request("GET", f"/namespaces/{self._ns(namespace)}/runs/{_q(run_id)}/metrics/{_q(key)}",
-                                params={"after_id": after, "limit": 100_000})
+            page = self.request(
+                "GET",
+                f"/namespaces/{self._ns(namespace)}/runs/{_q(run_id)}/metrics/{_q(key)}",
+                params={"after_id": after, "limit": 100_000},
+            )
             points.extend(page["points"])
             if page["next_after_id"] is None:
                 return points
             after = page["next_after_id"]
 
-    def search_runs(self, *, namespace: str | None = None, experiment_ids: Sequence[str] = (), filter: str = "",
-                    order_by: Sequence[str] = (), max_results: int = 100, page_token: str | None = None) -> JSON:
+    def search_runs(
+        self,
+        *,
+        namespace: str | None = None,
+        experiment_ids: Sequence[str] = (),
+        filter: str = "",
+        order_by: Sequence[str] = (),
+        max_results: int = 100,
+        page_token: str | None = None,
+    ) -> JSON:
         """One page of runs: ``{"runs": [...], "next_page_token": ...}``."""
-        body = {"experiment_ids": list(experiment_ids), "filter": filter, "order_by": list(order_by),
-                "max_results": max_results, "page_token": page_token}
+        body = {
+            "experiment_ids": list(experiment_ids),
+            "filter": filter,
+            "order_by": list(order_by),
+            "max_results": max_results,
+            "page_token": page_token,
+        }
         result: JSON = self.request("POST", f"/namespaces/{self._ns(namespace)}/runs:search", json=body, idempotent=True)
         return result
 
@@ -283,8 +392,15 @@ class Client:
             if not token:
                 return
 
-    def upload_artifact(self, run_id: str, source: str | Path | bytes | IO[bytes], path: str | None = None, *,
-                        namespace: str | None = None, media_type: str = "application/octet-stream") -> JSON:
+    def upload_artifact(
+        self,
+        run_id: str,
+        source: str | Path | bytes | IO[bytes],
+        path: str | None = None,
+        *,
+        namespace: str | None = None,
+        media_type: str = "application/octet-stream",
+    ) -> JSON:
         """Stream a file (or bytes) to the run's artifact ``path`` (default: the file's name)."""
         if path is None:
             if not isinstance(source, (str, Path)):
@@ -304,7 +420,11 @@ class Client:
         return self.request("PUT", url, content=_chunks(source), headers=headers, idempotent=False)
 
     def list_artifacts(self, run_id: str, *, namespace: str | None = None, prefix: str = "") -> list[JSON]:
-        return list(self.request("GET", f"/namespaces/{self._ns(namespace)}/runs/{_q(run_id)}/artifacts", params={"prefix": prefix or None}))
+        return list(
+            self.request(
+                "GET", f"/namespaces/{self._ns(namespace)}/runs/{_q(run_id)}/artifacts", params={"prefix": prefix or None}
+            )
+        )
 
     def download_artifact(self, run_id: str, path: str, destination: str | Path, *, namespace: str | None = None) -> Path:
         url = f"/namespaces/{self._ns(namespace)}/runs/{_q(run_id)}/artifacts/{quote(path, safe='/')}"
@@ -341,8 +461,14 @@ class Client:
 
     # -- registry -----------------------------------------------------------------
 
-    def create_model(self, name: str, *, namespace: str | None = None, description: str = "", tags: Mapping[str, str] | None = None) -> JSON:
-        result: JSON = self.request("POST", f"/namespaces/{self._ns(namespace)}/models", json={"name": name, "description": description, "tags": dict(tags or {})})
+    def create_model(
+        self, name: str, *, namespace: str | None = None, description: str = "", tags: Mapping[str, str] | None = None
+    ) -> JSON:
+        result: JSON = self.request(
+            "POST",
+            f"/namespaces/{self._ns(namespace)}/models",
+            json={"name": name, "description": description, "tags": dict(tags or {})},
+        )
         return result
 
     def get_model(self, name: str, *, namespace: str | None = None) -> JSON:
@@ -356,7 +482,9 @@ class Client:
         result: JSON = self._put_stream(f"/namespaces/{self._ns(namespace)}/blobs", source, "application/octet-stream")
         return result
 
-    def create_model_version(self, name: str, *, artifact_digest: str, format: str, namespace: str | None = None, **fields: Any) -> JSON:
+    def create_model_version(
+        self, name: str, *, artifact_digest: str, format: str, namespace: str | None = None, **fields: Any
+    ) -> JSON:
         body = {"artifact_digest": artifact_digest, "format": format, **fields}
         result: JSON = self.request("POST", f"/namespaces/{self._ns(namespace)}/models/{_q(name)}/versions", json=body)
         return result
@@ -402,12 +530,23 @@ class Client:
             if exc.code != "already_exists":
                 raise
         return self.create_model_version(
-            name, namespace=namespace, artifact_digest=blob["digest"], format=fmt, signature=sig,
-            metrics=dict(metrics) if metrics is not None else None, run_id=run_id, datasets=found_datasets,
-            code_version=code_version, description=description, tags=dict(tags or {}), trust_pickle=trust_pickle,
+            name,
+            namespace=namespace,
+            artifact_digest=blob["digest"],
+            format=fmt,
+            signature=sig,
+            metrics=dict(metrics) if metrics is not None else None,
+            run_id=run_id,
+            datasets=found_datasets,
+            code_version=code_version,
+            description=description,
+            tags=dict(tags or {}),
+            trust_pickle=trust_pickle,
         )
 
-    def get_model_version(self, name: str, version: int | None = None, *, alias: str | None = None, namespace: str | None = None) -> JSON:
+    def get_model_version(
+        self, name: str, version: int | None = None, *, alias: str | None = None, namespace: str | None = None
+    ) -> JSON:
         base = f"/namespaces/{self._ns(namespace)}/models/{_q(name)}"
         if alias is not None:
             result: JSON = self.request("GET", f"{base}/aliases/{_q(alias)}")
@@ -424,8 +563,15 @@ class Client:
         result: JSON = self.request("GET", f"/namespaces/{self._ns(namespace)}/models/{_q(name)}/versions/{int(version)}/lineage")
         return result
 
-    def load_model(self, name: str, version: int | None = None, *, alias: str | None = None, namespace: str | None = None,
-                   trust_pickle: bool = False) -> Any:
+    def load_model(
+        self,
+        name: str,
+        version: int | None = None,
+        *,
+        alias: str | None = None,
+        namespace: str | None = None,
+        trust_pickle: bool = False,
+    ) -> Any:
         """Download a version (by number or alias), check its digest, and load it."""
         found = self.get_model_version(name, version, alias=alias, namespace=namespace)
         data = self._fetch_bytes(f"/namespaces/{self._ns(namespace)}/models/{_q(name)}/versions/{found['version']}/artifact")
@@ -434,7 +580,9 @@ class Client:
         return formats.load_model(data, found["format"], trust_pickle=trust_pickle)
 
     def set_alias(self, name: str, alias: str, version: int, *, namespace: str | None = None) -> JSON:
-        result: JSON = self.request("PUT", f"/namespaces/{self._ns(namespace)}/models/{_q(name)}/aliases/{_q(alias)}", json={"version": int(version)})
+        result: JSON = self.request(
+            "PUT", f"/namespaces/{self._ns(namespace)}/models/{_q(name)}/aliases/{_q(alias)}", json={"version": int(version)}
+        )
         return result
 
     def delete_alias(self, name: str, alias: str, *, namespace: str | None = None) -> None:

@@ -31,7 +31,9 @@ def ensure_platform_admin(session: Session, token_path: Path, *, days: int = 365
         admin = Principal(kind="user", namespace="", name=ADMIN_NAME, display_name="Platform admin", created_by=system.name)
         session.add(admin)
         session.flush()
-    session.add(RoleBinding(principal_id=admin.id, namespace=ALL_NAMESPACES, role=Role.PLATFORM_ADMIN.value, created_by=system.name))
+    session.add(
+        RoleBinding(principal_id=admin.id, namespace=ALL_NAMESPACES, role=Role.PLATFORM_ADMIN.value, created_by=system.name)
+    )
     if session.scalar(select(Namespace).where(Namespace.name == DEFAULT_NAMESPACE)) is None:
         session.add(Namespace(name=DEFAULT_NAMESPACE, description="Created on first start.", created_by=system.name))
     issued = tokens.issue(session, system, admin, name="bootstrap", scopes=["admin"], days=days)

@@ -25,8 +25,7 @@ def namespace_name(value: str) -> str:
 def principal_name(value: str) -> str:
     if not isinstance(value, str) or not _PRINCIPAL.match(value):
         raise InvalidInput(
-            f"name {value!r} is not valid: expected letters, digits, '.', '_', '@' or '-' "
-            "(e.g. 'alice' or 'alice@example.com')"
+            f"name {value!r} is not valid: expected letters, digits, '.', '_', '@' or '-' (e.g. 'alice' or 'alice@example.com')"
         )
     return value
 

@@ -14,7 +14,9 @@ from shipyard.errors import AlreadyExists, Conflict, NotVisible
 from shipyard.store.models import Experiment, Namespace, Principal, RegisteredModel, RoleBinding
 
 
-def create(session: Session, caller: Caller, name: str, *, description: str = "", labels: dict[str, Any] | None = None) -> Namespace:
+def create(
+    session: Session, caller: Caller, name: str, *, description: str = "", labels: dict[str, Any] | None = None
+) -> Namespace:
     caller.require_platform_admin("create namespaces")
     namespace_name(name)
     if session.scalar(select(Namespace).where(Namespace.name == name)) is not None:
@@ -53,9 +55,7 @@ def delete(session: Session, caller: Caller, name: str) -> None:
     in_use = session.scalar(select(func.count()).select_from(Experiment).where(Experiment.namespace == name)) or 0
     in_use += session.scalar(select(func.count()).select_from(RegisteredModel).where(RegisteredModel.namespace == name)) or 0
     if in_use:
-        raise Conflict(
-            f"namespace {name!r} still holds {in_use} experiments or models: delete them first"
-        )
+        raise Conflict(f"namespace {name!r} still holds {in_use} experiments or models: delete them first")
     for binding in session.scalars(select(RoleBinding).where(RoleBinding.namespace == name)):
         session.delete(binding)
     for account in session.scalars(select(Principal).where(Principal.namespace == name)):

@@ -42,7 +42,9 @@ def _create(session: Session, caller: Caller, kind: str, namespace: str, name: s
 
 def get_user(session: Session, caller: Caller, name: str) -> Principal:
     user = session.scalar(select(Principal).where(Principal.kind == USER, Principal.name == name))
-    if user is None or not (caller.is_platform_admin or user.id == caller.principal_id or _shares_admin_namespace(session, caller, user)):
+    if user is None or not (
+        caller.is_platform_admin or user.id == caller.principal_id or _shares_admin_namespace(session, caller, user)
+    ):
         raise NotFound(f"user {name!r} does not exist")
     return user
 
@@ -50,9 +52,7 @@ def get_user(session: Session, caller: Caller, name: str) -> Principal:
 def get_service_account(session: Session, caller: Caller, namespace: str, name: str) -> Principal:
     caller.require(Action.READ, namespace)
     account = session.scalar(
-        select(Principal).where(
-            Principal.kind == SERVICE_ACCOUNT, Principal.namespace == namespace, Principal.name == name
-        )
+        select(Principal).where(Principal.kind == SERVICE_ACCOUNT, Principal.namespace == namespace, Principal.name == name)
     )
     if account is None:
         raise NotFound(f"service account {name!r} does not exist in namespace {namespace!r}")
@@ -75,9 +75,7 @@ def list_service_accounts(session: Session, caller: Caller, namespace: str) -> l
     namespaces.require_exists(session, caller, namespace, Action.READ)
     return list(
         session.scalars(
-            select(Principal)
-            .where(Principal.kind == SERVICE_ACCOUNT, Principal.namespace == namespace)
-            .order_by(Principal.name)
+            select(Principal).where(Principal.kind == SERVICE_ACCOUNT, Principal.namespace == namespace).order_by(Principal.name)
         )
     )
 

@@ -14,7 +14,7 @@ from shipyard.access.roles import ALL_NAMESPACES, Action, Role, validate_scopes
 from shipyard.errors import InvalidInput, NotFound, PermissionDenied, Unauthenticated
 from shipyard.store.models import Principal, RoleBinding, Token, now_ms
 
-TOKEN_PREFIX = "shp_"
+TOKEN_PREFIX = "shp_"  # noqa: S105 - a public marker, not a secret
 TOKEN_BYTES = 32
 DAY_MS = 86_400_000
 MAX_TOKEN_DAYS = 3650
@@ -92,8 +92,7 @@ def authenticate(session: Session, plaintext: str | None, *, touch: bool = False
     if touch:
         token.last_used_at = now
     bindings = {
-        b.namespace: Role(b.role)
-        for b in session.scalars(select(RoleBinding).where(RoleBinding.principal_id == principal.id))
+        b.namespace: Role(b.role) for b in session.scalars(select(RoleBinding).where(RoleBinding.principal_id == principal.id))
     }
     return Caller(
         principal_id=principal.id,
@@ -113,9 +112,7 @@ def display_name(principal: Principal) -> str:
 
 def list_for(session: Session, caller: Caller, principal: Principal) -> list[Token]:
     _require_may_manage(caller, principal)
-    return list(
-        session.scalars(select(Token).where(Token.principal_id == principal.id).order_by(Token.created_at))
-    )
+    return list(session.scalars(select(Token).where(Token.principal_id == principal.id).order_by(Token.created_at)))
 
 
 def get(session: Session, caller: Caller, token_id: str) -> tuple[Token, Principal]:

@@ -35,7 +35,9 @@ def up(
     if removed:
         console.print(f"Removed {removed} unfinished upload(s) left by an earlier stop.")
     if settings.host not in ("127.0.0.1", "localhost", "::1"):
-        console.print(f"[yellow]Listening on {settings.host}: reachable beyond this machine. Every route still needs a token.[/yellow]")
+        console.print(
+            f"[yellow]Listening on {settings.host}: reachable beyond this machine. Every route still needs a token.[/yellow]"
+        )
     console.print(f"Shipyard API on [bold]http://{settings.host}:{settings.port}/api/v1[/bold] (docs at /docs), home {home}")
     os.environ["SHIPYARD_HOME"] = str(home)
     uvicorn.run(

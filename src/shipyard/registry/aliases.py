@@ -75,7 +75,11 @@ def rollback(session: Session, caller: Caller, namespace: str, name: str, alias:
 def delete_alias(session: Session, caller: Caller, namespace: str, name: str, alias: str) -> None:
     caller.require(Action.PROMOTE, namespace)
     row = get_alias(session, caller, namespace, name, alias)
-    session.add(AliasChange(model_id=row.model_id, alias=alias, version=None, previous_version=row.version, action="delete", actor=caller.name))
+    session.add(
+        AliasChange(
+            model_id=row.model_id, alias=alias, version=None, previous_version=row.version, action="delete", actor=caller.name
+        )
+    )
     session.delete(row)
 
 
@@ -88,12 +92,20 @@ def history(session: Session, caller: Caller, namespace: str, name: str, alias: 
 
 
 def aliases_of_version(session: Session, model_id: str, version: int) -> list[str]:
-    return list(session.scalars(select(ModelAlias.alias).where(ModelAlias.model_id == model_id, ModelAlias.version == version).order_by(ModelAlias.alias)))
+    return list(
+        session.scalars(
+            select(ModelAlias.alias)
+            .where(ModelAlias.model_id == model_id, ModelAlias.version == version)
+            .order_by(ModelAlias.alias)
+        )
+    )
 
 
 def _stack(session: Session, model_id: str, alias: str) -> list[int]:
     stack: list[int] = []
-    changes = session.scalars(select(AliasChange).where(AliasChange.model_id == model_id, AliasChange.alias == alias).order_by(AliasChange.id))
+    changes = session.scalars(
+        select(AliasChange).where(AliasChange.model_id == model_id, AliasChange.alias == alias).order_by(AliasChange.id)
+    )
     for change in changes:
         if change.action == "set" and change.version is not None:
             if not stack or stack[-1] != change.version:
@@ -115,6 +127,8 @@ def _move(session: Session, caller: Caller, model: RegisteredModel, alias: str, 
         session.add(row)
     else:
         row.version, row.updated_at, row.updated_by = version, now_ms(), caller.name
-    session.add(AliasChange(model_id=model.id, alias=alias, version=version, previous_version=previous, action=action, actor=caller.name))
+    session.add(
+        AliasChange(model_id=model.id, alias=alias, version=version, previous_version=previous, action=action, actor=caller.name)
+    )
     session.flush()
     return row

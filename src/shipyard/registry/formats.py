@@ -58,7 +58,7 @@ def detect_format(model: Any) -> str:
     module = type(model).__module__
     if module.startswith("onnx") and type(model).__name__ == "ModelProto":
         return ONNX
-    if module.startswith("sklearn") or hasattr(model, "get_params") and hasattr(model, "fit"):
+    if module.startswith("sklearn") or (hasattr(model, "get_params") and hasattr(model, "fit")):
         return SKLEARN
     raise InvalidInput(
         f"cannot tell how to save a {type(model).__module__}.{type(model).__name__}: "

@@ -19,7 +19,12 @@ def of_version(session: Session, caller: Caller, namespace: str, name: str, vers
     model = models.get(session, caller, namespace, name)
     row = models.get_version(session, caller, namespace, name, version)
     lineage: dict[str, Any] = {
-        "model": {"namespace": namespace, "name": model.name, "version": row.version, "uri": f"models:/{namespace}/{model.name}/{row.version}"},
+        "model": {
+            "namespace": namespace,
+            "name": model.name,
+            "version": row.version,
+            "uri": f"models:/{namespace}/{model.name}/{row.version}",
+        },
         "artifact": {"digest": row.artifact_digest, "size": row.artifact_size, "format": row.format},
         "signature": row.signature,
         "metrics": row.metrics,

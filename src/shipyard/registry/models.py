@@ -36,14 +36,18 @@ class VersionDraft:
     trust_pickle: bool = False
 
 
-def create(session: Session, caller: Caller, namespace: str, name: str, *, description: str = "", tags: dict[str, str] | None = None) -> RegisteredModel:
+def create(
+    session: Session, caller: Caller, namespace: str, name: str, *, description: str = "", tags: dict[str, str] | None = None
+) -> RegisteredModel:
     namespaces.require_exists(session, caller, namespace, Action.WRITE)
     record_name(name, "model")
     if "@" in name:
         raise InvalidInput(f"model name {name!r} contains '@', which separates a model from an alias: remove it")
     if _find(session, namespace, name) is not None:
         raise AlreadyExists(f"model {name!r} already exists in namespace {namespace!r}")
-    model = RegisteredModel(namespace=namespace, name=name, description=description, tags=dict(tags or {}), created_by=caller.name)
+    model = RegisteredModel(
+        namespace=namespace, name=name, description=description, tags=dict(tags or {}), created_by=caller.name
+    )
     session.add(model)
     session.flush()
     return model
@@ -63,10 +67,20 @@ def get(session: Session, caller: Caller, namespace: str, name: str) -> Register
 
 def list_in(session: Session, caller: Caller, namespace: str) -> list[RegisteredModel]:
     namespaces.require_exists(session, caller, namespace, Action.READ)
-    return list(session.scalars(select(RegisteredModel).where(RegisteredModel.namespace == namespace).order_by(RegisteredModel.name)))
+    return list(
+        session.scalars(select(RegisteredModel).where(RegisteredModel.namespace == namespace).order_by(RegisteredModel.name))
+    )
 
 
-def update(session: Session, caller: Caller, namespace: str, name: str, *, description: str | None = None, tags: dict[str, str] | None = None) -> RegisteredModel:
+def update(
+    session: Session,
+    caller: Caller,
+    namespace: str,
+    name: str,
+    *,
+    description: str | None = None,
+    tags: dict[str, str] | None = None,
+) -> RegisteredModel:
     caller.require(Action.WRITE, namespace)
     model = get(session, caller, namespace, name)
     if description is not None:
@@ -128,7 +142,11 @@ def create_version(
 def _dataset(entry: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(entry, dict) or not isinstance(entry.get("digest"), str) or not entry["digest"]:
         raise InvalidInput(f"dataset entry {entry!r} is not valid: expected {{'name': ..., 'digest': ...}}")
-    return {"name": str(entry.get("name", "")), "digest": entry["digest"], **{k: v for k, v in entry.items() if k not in ("name", "digest")}}
+    return {
+        "name": str(entry.get("name", "")),
+        "digest": entry["digest"],
+        **{k: v for k, v in entry.items() if k not in ("name", "digest")},
+    }
 
 
 def get_version(session: Session, caller: Caller, namespace: str, name: str, version: int) -> ModelVersion:
@@ -144,7 +162,9 @@ def list_versions(session: Session, caller: Caller, namespace: str, name: str) -
     return list(session.scalars(select(ModelVersion).where(ModelVersion.model_id == model.id).order_by(ModelVersion.version)))
 
 
-def update_version(session: Session, caller: Caller, namespace: str, name: str, version: int, *, description: str) -> ModelVersion:
+def update_version(
+    session: Session, caller: Caller, namespace: str, name: str, version: int, *, description: str
+) -> ModelVersion:
     """Only the description may change: what a version is stays fixed."""
     caller.require(Action.WRITE, namespace)
     row = get_version(session, caller, namespace, name, version)

@@ -68,7 +68,13 @@ class BodyLimit:
                 "split the request (e.g. smaller metric batches) or raise SHIPYARD_MAX_REQUEST_BYTES",
             }
         )
-        await send({"type": "http.response.start", "status": 413, "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
 
@@ -135,4 +141,3 @@ class AuditLog:
                 audit.record(session, draft)
         except Exception:  # the response is already out; never lose the trail silently
             log.exception("could not write audit event %s", draft)
-

@@ -32,7 +32,9 @@ def record(
     media_type = (media_type or "application/octet-stream")[:MEDIA_TYPE_LENGTH]
     artifact = session.get(RunArtifact, (run_id, path))
     if artifact is None:
-        artifact = RunArtifact(run_id=run_id, path=path, digest=blob.digest, size=blob.size, media_type=media_type, created_by=caller.name)
+        artifact = RunArtifact(
+            run_id=run_id, path=path, digest=blob.digest, size=blob.size, media_type=media_type, created_by=caller.name
+        )
         session.add(artifact)
     else:
         artifact.digest, artifact.size, artifact.media_type = blob.digest, blob.size, media_type

@@ -15,12 +15,16 @@ from shipyard.store.models import Experiment, now_ms
 LIFECYCLE_STAGES = ("active", "deleted")
 
 
-def create(session: Session, caller: Caller, namespace: str, name: str, *, description: str = "", tags: dict[str, str] | None = None) -> Experiment:
+def create(
+    session: Session, caller: Caller, namespace: str, name: str, *, description: str = "", tags: dict[str, str] | None = None
+) -> Experiment:
     namespaces.require_exists(session, caller, namespace, Action.WRITE)
     record_name(name, "experiment", allow_slash=True)
     if session.scalar(select(Experiment).where(Experiment.namespace == namespace, Experiment.name == name)) is not None:
         raise AlreadyExists(f"experiment {name!r} already exists in namespace {namespace!r}")
-    experiment = Experiment(namespace=namespace, name=name, description=description, tags=dict(tags or {}), created_by=caller.name)
+    experiment = Experiment(
+        namespace=namespace, name=name, description=description, tags=dict(tags or {}), created_by=caller.name
+    )
     session.add(experiment)
     session.flush()
     return experiment
@@ -85,4 +89,3 @@ def update(
         experiment.lifecycle_stage = lifecycle_stage
     experiment.updated_at = now_ms()
     return experiment
-

@@ -160,10 +160,7 @@ def _set_params(session: Session, run: Run, params: dict[str, str]) -> None:
             raise InvalidInput(f"param {key!r} has a {type(value).__name__} value: expected a string")
         if len(value) > MAX_PARAM_VALUE_LENGTH:
             raise InvalidInput(f"param {key!r} is {len(value)} characters long: at most {MAX_PARAM_VALUE_LENGTH}")
-    existing = {
-        p.key: p.value
-        for p in session.scalars(select(Param).where(Param.run_id == run.id, Param.key.in_(list(params))))
-    }
+    existing = {p.key: p.value for p in session.scalars(select(Param).where(Param.run_id == run.id, Param.key.in_(list(params))))}
     for key, value in params.items():
         if key in existing:
             if existing[key] != value:
@@ -215,7 +212,8 @@ def _add_metrics(session: Session, run: Run, points: Sequence[MetricPoint]) -> N
             latest[point.key] = candidate
     session.execute(Metric.__table__.insert(), rows)
     current = {
-        m.key: m for m in session.scalars(select(LatestMetric).where(LatestMetric.run_id == run.id, LatestMetric.key.in_(list(latest))))
+        m.key: m
+        for m in session.scalars(select(LatestMetric).where(LatestMetric.run_id == run.id, LatestMetric.key.in_(list(latest))))
     }
     for key, (step, timestamp, value) in latest.items():
         row = current.get(key)

@@ -28,10 +28,18 @@ from shipyard.store.models import LatestMetric, Param, Run, RunTag
 
 MAX_RESULTS = 1000
 ENTITIES = {
-    "metric": "metrics", "metrics": "metrics",
-    "param": "params", "params": "params", "parameter": "params", "parameters": "params",
-    "tag": "tags", "tags": "tags",
-    "attribute": "attributes", "attributes": "attributes", "attr": "attributes", "run": "attributes",
+    "metric": "metrics",
+    "metrics": "metrics",
+    "param": "params",
+    "params": "params",
+    "parameter": "params",
+    "parameters": "params",
+    "tag": "tags",
+    "tags": "tags",
+    "attribute": "attributes",
+    "attributes": "attributes",
+    "attr": "attributes",
+    "run": "attributes",
 }
 ATTRIBUTES: dict[str, Any] = {
     "status": Run.status,
@@ -81,10 +89,8 @@ def _identifier(text: str) -> tuple[str, str]:
     entity, _, key = text.partition(".")
     canonical = ENTITIES.get(entity.lower())
     if canonical is None:
-        raise InvalidInput(
-            f"{entity!r} in {text!r} is not a searchable entity: expected metrics., params., tags. or attributes."
-        )
-    if key[:1] in "`\"" and key[-1:] == key[:1]:
+        raise InvalidInput(f"{entity!r} in {text!r} is not a searchable entity: expected metrics., params., tags. or attributes.")
+    if key[:1] in '`"' and key[-1:] == key[:1]:
         key = key[1:-1]
     if canonical == "attributes" and key not in ATTRIBUTES:
         raise InvalidInput(f"attribute {key!r} is unknown: expected one of {', '.join(sorted(ATTRIBUTES))}")
@@ -101,7 +107,7 @@ def parse_filter(text: str | None) -> list[Clause]:
         match = _TOKEN.match(text, position)
         if match is None or match.end() == position:
             raise InvalidInput(
-                f"cannot parse the filter at {text[position:position + 20]!r}: expected clauses like "
+                f"cannot parse the filter at {text[position : position + 20]!r}: expected clauses like "
                 "\"metrics.accuracy > 0.9 and params.model = 'rf'\""
             )
         kind = match.lastgroup or ""
@@ -115,15 +121,12 @@ def parse_filter(text: str | None) -> list[Clause]:
         (k1, ident), (k2, op), (k3, raw) = tokens[index : index + 3]
         if k1 != "ident" or k2 != "op" or k3 not in ("string", "number"):
             raise InvalidInput(
-                f"clause {' '.join(t for _, t in tokens[index:index + 3])!r} is not of the form "
+                f"clause {' '.join(t for _, t in tokens[index : index + 3])!r} is not of the form "
                 "'<entity>.<key> <op> <value>' with a quoted string or a number as the value"
             )
         entity, key = _identifier(ident)
         value: str | float
-        if k3 == "string":
-            value = re.sub(r"\\(.)", r"\1", raw[1:-1])
-        else:
-            value = float(raw)
+        value = re.sub(r"\\(.)", r"\1", raw[1:-1]) if k3 == "string" else float(raw)
         op = op.upper()
         if entity == "metrics" and not isinstance(value, float):
             raise InvalidInput(f"metric {key!r} is compared with {raw}: metric values are numbers, compare with a number")
@@ -145,12 +148,13 @@ def parse_order_by(items: Sequence[str] | None) -> list[Order]:
     for item in items or []:
         parts = item.strip().rsplit(None, 1)
         descending = False
+        target = item.strip()
         if len(parts) == 2 and parts[1].upper() in ("ASC", "DESC"):
             descending = parts[1].upper() == "DESC"
-            item = parts[0]
-        if "." not in item:
-            item = f"attributes.{item}"
-        entity, key = _identifier(item.strip())
+            target = parts[0]
+        if "." not in target:
+            target = f"attributes.{target}"
+        entity, key = _identifier(target.strip())
         orders.append(Order(entity, key, descending))
     return orders
 

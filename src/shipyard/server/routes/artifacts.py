@@ -23,9 +23,16 @@ router = APIRouter(tags=["artifacts"])
     response_model=ArtifactOut,
     status_code=status.HTTP_201_CREATED,
     summary="Upload one artifact of a run (raw body, streamed)",
-    openapi_extra={"requestBody": {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}, "required": True}},
+    openapi_extra={
+        "requestBody": {
+            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+            "required": True,
+        }
+    },
 )
-async def upload_artifact(namespace: str, run_id: str, path: str, request: Request, platform: PlatformDep, caller: CallerDep) -> ArtifactOut:
+async def upload_artifact(
+    namespace: str, run_id: str, path: str, request: Request, platform: PlatformDep, caller: CallerDep
+) -> ArtifactOut:
     def check() -> str:
         with platform.db.session() as session:
             return artifacts.check_upload(session, caller, namespace, run_id, path)
@@ -65,7 +72,12 @@ def download_artifact(namespace: str, run_id: str, path: str, platform: Platform
     response_model=BlobOut,
     status_code=status.HTTP_201_CREATED,
     summary="Upload a blob (e.g. a model file) and get its sha256 digest",
-    openapi_extra={"requestBody": {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}, "required": True}},
+    openapi_extra={
+        "requestBody": {
+            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+            "required": True,
+        }
+    },
 )
 async def upload_blob(namespace: str, request: Request, platform: PlatformDep, caller: CallerDep) -> BlobOut:
     def check() -> None:

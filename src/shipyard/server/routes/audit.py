@@ -26,6 +26,13 @@ def list_audit_events(
 ) -> list[AuditEventOut]:
     with platform.db.session() as session:
         events = audit.query(
-            session, caller, namespace=namespace, principal=principal, outcome=outcome, since_ms=since, before_id=before_id, limit=limit
+            session,
+            caller,
+            namespace=namespace,
+            principal=principal,
+            outcome=outcome,
+            since_ms=since,
+            before_id=before_id,
+            limit=limit,
         )
         return [AuditEventOut.model_validate(e) for e in events]

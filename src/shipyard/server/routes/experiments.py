@@ -42,10 +42,18 @@ def get_experiment(namespace: str, experiment_id: str, platform: PlatformDep, ca
 
 
 @router.patch("/namespaces/{namespace}/experiments/{experiment_id}", response_model=ExperimentOut)
-def update_experiment(namespace: str, experiment_id: str, body: ExperimentPatch, platform: PlatformDep, caller: CallerDep) -> ExperimentOut:
+def update_experiment(
+    namespace: str, experiment_id: str, body: ExperimentPatch, platform: PlatformDep, caller: CallerDep
+) -> ExperimentOut:
     with platform.db.session(write=True) as session:
         updated = experiments.update(
-            session, caller, namespace, experiment_id,
-            name=body.name, description=body.description, tags=body.tags, lifecycle_stage=body.lifecycle_stage,
+            session,
+            caller,
+            namespace,
+            experiment_id,
+            name=body.name,
+            description=body.description,
+            tags=body.tags,
+            lifecycle_stage=body.lifecycle_stage,
         )
         return ExperimentOut.model_validate(updated)

@@ -34,7 +34,9 @@ MODEL = "/namespaces/{namespace}/models/{name}"
 def _detail(session: Session, model: RegisteredModel) -> ModelDetail:
     latest = session.scalar(select(func.max(ModelVersion.version)).where(ModelVersion.model_id == model.id))
     found = aliases.list_for_model(session, model.id)
-    return ModelDetail(**ModelOut.model_validate(model).model_dump(), aliases=[AliasOut.model_validate(a) for a in found], latest_version=latest)
+    return ModelDetail(
+        **ModelOut.model_validate(model).model_dump(), aliases=[AliasOut.model_validate(a) for a in found], latest_version=latest
+    )
 
 
 def _version(session: Session, model_name: str, row: ModelVersion) -> ModelVersionOut:
@@ -53,7 +55,9 @@ def list_models(namespace: str, platform: PlatformDep, caller: CallerDep) -> lis
 @router.post("/namespaces/{namespace}/models", response_model=ModelDetail, status_code=status.HTTP_201_CREATED)
 def create_model(namespace: str, body: ModelIn, platform: PlatformDep, caller: CallerDep) -> ModelDetail:
     with platform.db.session(write=True) as session:
-        return _detail(session, models.create(session, caller, namespace, body.name, description=body.description, tags=body.tags))
+        return _detail(
+            session, models.create(session, caller, namespace, body.name, description=body.description, tags=body.tags)
+        )
 
 
 @router.get(MODEL, response_model=ModelDetail)
@@ -74,7 +78,12 @@ def list_versions(namespace: str, name: str, platform: PlatformDep, caller: Call
         return [_version(session, name, v) for v in models.list_versions(session, caller, namespace, name)]
 
 
-@router.post(MODEL + "/versions", response_model=ModelVersionOut, status_code=status.HTTP_201_CREATED, summary="Register a new immutable version")
+@router.post(
+    MODEL + "/versions",
+    response_model=ModelVersionOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="Register a new immutable version",
+)
 def create_version(namespace: str, name: str, body: ModelVersionIn, platform: PlatformDep, caller: CallerDep) -> ModelVersionOut:
     draft = VersionDraft(
         artifact_digest=body.artifact_digest,
@@ -98,10 +107,18 @@ def get_version(namespace: str, name: str, version: int, platform: PlatformDep, 
         return _version(session, name, models.get_version(session, caller, namespace, name, version))
 
 
-@router.patch(MODEL + "/versions/{version}", response_model=ModelVersionOut, summary="Change a version's description (all else is immutable)")
-def update_version(namespace: str, name: str, version: int, body: ModelVersionPatch, platform: PlatformDep, caller: CallerDep) -> ModelVersionOut:
+@router.patch(
+    MODEL + "/versions/{version}",
+    response_model=ModelVersionOut,
+    summary="Change a version's description (all else is immutable)",
+)
+def update_version(
+    namespace: str, name: str, version: int, body: ModelVersionPatch, platform: PlatformDep, caller: CallerDep
+) -> ModelVersionOut:
     with platform.db.session(write=True) as session:
-        return _version(session, name, models.update_version(session, caller, namespace, name, version, description=body.description))
+        return _version(
+            session, name, models.update_version(session, caller, namespace, name, version, description=body.description)
+        )
 
 
 @router.get(MODEL + "/versions/{version}/lineage", summary="Run, params, metrics, code and data behind a version")

@@ -67,17 +67,33 @@ def _principal(session: Session, caller: Caller, namespace: str, user: str | Non
 
 def _binding_out(namespace: str, role: str, principal: Principal, created_at: int, created_by: str) -> RoleBindingOut:
     return RoleBindingOut(
-        namespace=namespace, role=role, principal=display_name(principal), kind=principal.kind, created_at=created_at, created_by=created_by
+        namespace=namespace,
+        role=role,
+        principal=display_name(principal),
+        kind=principal.kind,
+        created_at=created_at,
+        created_by=created_by,
     )
 
 
-@router.get("/namespaces/{namespace}/role-bindings", response_model=list[RoleBindingOut], summary="Members and their roles ('*' lists platform admins)")
+@router.get(
+    "/namespaces/{namespace}/role-bindings",
+    response_model=list[RoleBindingOut],
+    summary="Members and their roles ('*' lists platform admins)",
+)
 def list_role_bindings(namespace: str, platform: PlatformDep, caller: CallerDep) -> list[RoleBindingOut]:
     with platform.db.session() as session:
-        return [_binding_out(b.namespace, b.role, p, b.created_at, b.created_by) for b, p in bindings.list_in(session, caller, namespace)]
+        return [
+            _binding_out(b.namespace, b.role, p, b.created_at, b.created_by)
+            for b, p in bindings.list_in(session, caller, namespace)
+        ]
 
 
-@router.post("/namespaces/{namespace}/role-bindings", response_model=RoleBindingOut, summary="Grant a role (replaces the principal's role there)")
+@router.post(
+    "/namespaces/{namespace}/role-bindings",
+    response_model=RoleBindingOut,
+    summary="Grant a role (replaces the principal's role there)",
+)
 def grant_role(namespace: str, body: RoleBindingIn, platform: PlatformDep, caller: CallerDep) -> RoleBindingOut:
     with platform.db.session(write=True) as session:
         principal = _principal(session, caller, namespace, body.user, body.service_account)
@@ -85,7 +101,9 @@ def grant_role(namespace: str, body: RoleBindingIn, platform: PlatformDep, calle
         return _binding_out(binding.namespace, binding.role, principal, binding.created_at, binding.created_by)
 
 
-@router.delete("/namespaces/{namespace}/role-bindings", status_code=status.HTTP_204_NO_CONTENT, summary="Remove a principal's role")
+@router.delete(
+    "/namespaces/{namespace}/role-bindings", status_code=status.HTTP_204_NO_CONTENT, summary="Remove a principal's role"
+)
 def revoke_role(
     namespace: str,
     platform: PlatformDep,

@@ -44,9 +44,15 @@ def create_run(namespace: str, body: RunIn, platform: PlatformDep, caller: Calle
         else:
             experiment_id = experiments.get_or_create(session, caller, namespace, body.experiment_name or "Default").id
         run = runs.create(
-            session, caller, namespace, experiment_id,
-            name=body.name, start_time=body.start_time, code_version=body.code_version,
-            parent_run_id=body.parent_run_id, tags=body.tags,
+            session,
+            caller,
+            namespace,
+            experiment_id,
+            name=body.name,
+            start_time=body.start_time,
+            code_version=body.code_version,
+            parent_run_id=body.parent_run_id,
+            tags=body.tags,
         )
         return detail(session, run)
 
@@ -57,12 +63,20 @@ def get_run(namespace: str, run_id: str, platform: PlatformDep, caller: CallerDe
         return detail(session, runs.get(session, caller, namespace, run_id))
 
 
-@router.patch("/namespaces/{namespace}/runs/{run_id}", response_model=RunDetail, summary="Set status (end a run), name or lifecycle")
+@router.patch(
+    "/namespaces/{namespace}/runs/{run_id}", response_model=RunDetail, summary="Set status (end a run), name or lifecycle"
+)
 def update_run(namespace: str, run_id: str, body: RunPatch, platform: PlatformDep, caller: CallerDep) -> RunDetail:
     with platform.db.session(write=True) as session:
         run = runs.update(
-            session, caller, namespace, run_id,
-            status=body.status, end_time=body.end_time, name=body.name, lifecycle_stage=body.lifecycle_stage,
+            session,
+            caller,
+            namespace,
+            run_id,
+            status=body.status,
+            end_time=body.end_time,
+            name=body.name,
+            lifecycle_stage=body.lifecycle_stage,
         )
         return detail(session, run)
 
@@ -89,7 +103,11 @@ def delete_tag(namespace: str, run_id: str, key: str, platform: PlatformDep, cal
         runs.delete_tag(session, caller, namespace, run_id, key)
 
 
-@router.get("/namespaces/{namespace}/runs/{run_id}/metrics/{key}", response_model=MetricHistoryOut, summary="Every logged point of one metric")
+@router.get(
+    "/namespaces/{namespace}/runs/{run_id}/metrics/{key}",
+    response_model=MetricHistoryOut,
+    summary="Every logged point of one metric",
+)
 def metric_history(
     namespace: str,
     run_id: str,
@@ -108,12 +126,20 @@ def metric_history(
         )
 
 
-@router.post("/namespaces/{namespace}/runs:search", response_model=RunPageOut, summary="Find runs by params, metrics, tags and attributes")
+@router.post(
+    "/namespaces/{namespace}/runs:search", response_model=RunPageOut, summary="Find runs by params, metrics, tags and attributes"
+)
 def search_runs(namespace: str, body: RunSearchIn, platform: PlatformDep, caller: CallerDep) -> RunPageOut:
     with platform.db.session() as session:
         page = search.search(
-            session, caller, namespace,
-            experiment_ids=body.experiment_ids, filter=body.filter, order_by=body.order_by,
-            max_results=body.max_results, page_token=body.page_token, include_deleted=body.include_deleted,
+            session,
+            caller,
+            namespace,
+            experiment_ids=body.experiment_ids,
+            filter=body.filter,
+            order_by=body.order_by,
+            max_results=body.max_results,
+            page_token=body.page_token,
+            include_deleted=body.include_deleted,
         )
         return RunPageOut(runs=[detail(session, r) for r in page.runs], next_page_token=page.next_page_token)

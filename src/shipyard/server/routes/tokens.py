@@ -29,7 +29,12 @@ def _owner(session: Session, caller: Caller, user: str | None, service_account: 
     return principals.get_by_id(session, caller.principal_id)
 
 
-@router.post("/tokens", response_model=IssuedTokenOut, status_code=status.HTTP_201_CREATED, summary="Issue a token; its secret is shown once")
+@router.post(
+    "/tokens",
+    response_model=IssuedTokenOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="Issue a token; its secret is shown once",
+)
 def create_token(body: TokenIn, platform: PlatformDep, caller: CallerDep) -> IssuedTokenOut:
     with platform.db.session(write=True) as session:
         owner = _owner(session, caller, body.user, body.service_account, body.namespace)
