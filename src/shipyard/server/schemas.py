@@ -80,7 +80,7 @@ class TokenIn(Body):
     service_account: str | None = Field(default=None, description="Service account name (with namespace).")
     namespace: str | None = Field(default=None, description="Namespace of the service account.")
     name: str = Field(default="", max_length=255)
-    scopes: list[Scope] = Field(default_factory=lambda: ["read", "write"], min_length=1)
+    scopes: list[Scope] = Field(default=["read", "write"], min_length=1)
     days: int = Field(default=90, ge=1, le=3650)
 
 

@@ -240,7 +240,7 @@ def search(
     if not 1 <= max_results <= MAX_RESULTS:
         raise InvalidInput(f"max_results {max_results} is out of range: expected 1 to {MAX_RESULTS}")
     offset = decode_page_token(page_token)
-    stmt: Select[tuple[Run]] = select(Run).where(Run.namespace == namespace)
+    stmt: Select[Run] = select(Run).where(Run.namespace == namespace)
     if experiment_ids:
         stmt = stmt.where(Run.experiment_id.in_(list(experiment_ids)))
     if not include_deleted:
