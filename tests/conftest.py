@@ -21,6 +21,7 @@ from shipyard.client import Client
 from shipyard.runtime import Platform
 from shipyard.server.app import create_app
 from shipyard.settings import Settings
+from shipyard.store.engine import Database
 
 POSTGRES_ENV = "SHIPYARD_TEST_POSTGRES_URL"
 
@@ -45,14 +46,33 @@ def postgres_server_url() -> str:
     return url
 
 
+@pytest.fixture(scope="session")
+def postgres_template(postgres_server_url: str) -> Iterator[str]:
+    """A database migrated once per session; each test copies it, which is much cheaper than migrating."""
+    base = make_url(postgres_server_url).set(drivername="postgresql+psycopg")
+    name = f"shipyard_template_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    database = Database(base.set(database=name).render_as_string(hide_password=False))
+    database.migrate()
+    database.dispose()  # CREATE DATABASE ... TEMPLATE needs the template to have no connections
+    try:
+        yield name
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 @pytest.fixture
-def postgres_url(postgres_server_url: str) -> Iterator[str]:
-    """A fresh database per test, dropped afterwards, so runs never collide."""
+def postgres_url(postgres_server_url: str, postgres_template: str) -> Iterator[str]:
+    """A fresh, migrated database per test, dropped afterwards, so runs never collide."""
     base = make_url(postgres_server_url).set(drivername="postgresql+psycopg")
     name = f"shipyard_test_{uuid.uuid4().hex[:12]}"
     admin = create_engine(base, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
+        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{postgres_template}"'))
     try:
         yield base.set(database=name).render_as_string(hide_password=False)
     finally:

@@ -34,8 +34,10 @@ def validate_artifact_path(path: str) -> str:
         raise InvalidInput("artifact path is empty: expected a relative path such as 'model/model.skops'")
     if len(path) > MAX_NAME_LENGTH:
         raise InvalidInput(f"artifact path is {len(path)} characters long: at most {MAX_NAME_LENGTH} are allowed")
-    if path.startswith("/") or "\\" in path or re.match(r"^[A-Za-z]:", path):
+    if path.startswith("/") or re.match(r"^[A-Za-z]:", path):
         raise InvalidInput(f"artifact path {path!r} is absolute: expected a relative path such as 'plots/roc.png'")
+    if "\\" in path:
+        raise InvalidInput(f"artifact path {path!r} has a backslash: separate folders with '/', e.g. 'plots/roc.png'")
     parts = path.split("/")
     for part in parts:
         if part in ("", ".", ".."):

@@ -22,7 +22,6 @@ from urllib.parse import quote
 import httpx
 
 from shipyard.errors import ERRORS_BY_CODE, ClientError, IntegrityFailure, InvalidInput, ShipyardError
-from shipyard.registry import fingerprint, formats, signature
 from shipyard.settings import Settings
 
 CHUNK = 1024 * 1024
@@ -512,6 +511,8 @@ class Client:
         With ``run_id`` the file is also kept as a run artifact, and the version links to
         the run's params, metrics and code version.
         """
+        from shipyard.registry import fingerprint, formats, signature  # NumPy only when models are involved
+
         data, fmt = formats.dump_model(model, format, trust_pickle=trust_pickle)
         sig: JSON = {}
         found_datasets = [dict(d) for d in datasets or []]
@@ -573,6 +574,8 @@ class Client:
         trust_pickle: bool = False,
     ) -> Any:
         """Download a version (by number or alias), check its digest, and load it."""
+        from shipyard.registry import formats
+
         found = self.get_model_version(name, version, alias=alias, namespace=namespace)
         data = self._fetch_bytes(f"/namespaces/{self._ns(namespace)}/models/{_q(name)}/versions/{found['version']}/artifact")
         if hashlib.sha256(data).hexdigest() != found["artifact_digest"]:

@@ -41,11 +41,11 @@ def record(session: Session, draft: EventDraft) -> AuditEvent:
         principal=draft.principal,
         action=draft.action,
         method=draft.method,
-        path=draft.path[:2000],
+        path=draft.path[:2000].replace("\x00", "\\x00"),  # PostgreSQL text cannot hold NUL
         namespace=draft.namespace,
         status_code=draft.status_code,
         outcome=draft.outcome,
-        message=draft.message[:2000],
+        message=draft.message[:2000].replace("\x00", "\\x00"),
     )
     session.add(event)
     return event

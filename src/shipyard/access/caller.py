@@ -29,7 +29,7 @@ class Caller:
 
     @property
     def is_platform_admin(self) -> bool:
-        return self.bindings.get(ALL_NAMESPACES) == Role.PLATFORM_ADMIN and "admin" in self.scopes
+        return self.bindings.get(ALL_NAMESPACES) == Role.PLATFORM_ADMIN and "admin" in self.scopes and not self.token_namespace
 
     def role_in(self, namespace: str) -> Role | None:
         if self.token_namespace and namespace != self.token_namespace:
@@ -48,6 +48,8 @@ class Caller:
         """Namespaces this caller may read; ``None`` means all of them."""
         if self.role_in(ALL_NAMESPACES) == Role.PLATFORM_ADMIN and not self.token_namespace:
             return None
+        if self.token_namespace:
+            return [self.token_namespace] if self.can(Action.READ, self.token_namespace) else []
         return sorted(ns for ns in self.bindings if ns != ALL_NAMESPACES and self.can(Action.READ, ns))
 
     def require(self, action: Action, namespace: str) -> None:

@@ -9,7 +9,7 @@ from shipyard.access import namespaces
 from shipyard.access.caller import Caller
 from shipyard.access.names import principal_name
 from shipyard.access.roles import Action
-from shipyard.errors import AlreadyExists, NotFound
+from shipyard.errors import AlreadyExists, NotFound, NotVisible
 from shipyard.store.models import Principal
 
 USER = "user"
@@ -42,10 +42,10 @@ def _create(session: Session, caller: Caller, kind: str, namespace: str, name: s
 
 def get_user(session: Session, caller: Caller, name: str) -> Principal:
     user = session.scalar(select(Principal).where(Principal.kind == USER, Principal.name == name))
-    if user is None or not (
-        caller.is_platform_admin or user.id == caller.principal_id or _shares_admin_namespace(session, caller, user)
-    ):
+    if user is None:
         raise NotFound(f"user {name!r} does not exist")
+    if not (caller.is_platform_admin or user.id == caller.principal_id or _shares_admin_namespace(session, caller, user)):
+        raise NotVisible(f"user {name!r} does not exist")
     return user
 
 

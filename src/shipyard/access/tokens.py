@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from shipyard.access.caller import Caller
 from shipyard.access.roles import ALL_NAMESPACES, Action, Role, validate_scopes
-from shipyard.errors import InvalidInput, NotFound, PermissionDenied, Unauthenticated
+from shipyard.errors import InvalidInput, NotFound, NotVisible, PermissionDenied, Unauthenticated
 from shipyard.store.models import Principal, RoleBinding, Token, now_ms
 
 TOKEN_PREFIX = "shp_"  # noqa: S105 - a public marker, not a secret
@@ -54,6 +54,10 @@ def issue(
         too_wide = [s for s in wanted if s not in caller.scopes and "admin" not in caller.scopes]
         if too_wide:
             raise PermissionDenied(f"a token cannot grant scopes its maker lacks: {too_wide}")
+        if caller.token_namespace and namespace != caller.token_namespace:
+            raise PermissionDenied(
+                f"a token limited to namespace {caller.token_namespace!r} can only make tokens limited to it too"
+            )
     plaintext = TOKEN_PREFIX + secrets.token_urlsafe(TOKEN_BYTES)
     token = Token(
         principal_id=principal.id,
@@ -125,7 +129,7 @@ def get(session: Session, caller: Caller, token_id: str) -> tuple[Token, Princip
     try:
         _require_may_manage(caller, principal)
     except PermissionDenied:
-        raise NotFound(f"token {token_id!r} does not exist") from None
+        raise NotVisible(f"token {token_id!r} does not exist") from None
     return token, principal
 
 

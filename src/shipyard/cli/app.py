@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from shipyard.cli import up
+from shipyard.cli import aliases, audit, experiments, models, namespaces, principals, roles, runs, tokens, up
 
 app = typer.Typer(
     name="shipyard",
@@ -21,12 +21,32 @@ app = typer.Typer(
 @app.callback()
 def main_options(
     home: Annotated[Path | None, typer.Option("--home", help="Home folder (SHIPYARD_HOME); default ~/.shipyard.")] = None,
+    url: Annotated[str | None, typer.Option("--url", help="API address (SHIPYARD_URL); default the local 'shipyard up'.")] = None,
+    token: Annotated[
+        str | None, typer.Option("--token", help="API token (SHIPYARD_TOKEN); default <home>/admin.token when readable.")
+    ] = None,
 ) -> None:
     if home is not None:
         os.environ["SHIPYARD_HOME"] = str(home.expanduser().resolve())
+    if url is not None:
+        os.environ["SHIPYARD_URL"] = url
+    if token is not None:
+        os.environ["SHIPYARD_TOKEN"] = token
 
 
 app.command("up")(up.up)
+app.command("whoami")(audit.whoami)
+app.command("audit")(audit.audit)
+app.command("rollback")(aliases.rollback)
+app.add_typer(namespaces.app, name="namespace")
+app.add_typer(principals.users, name="user")
+app.add_typer(principals.service_accounts, name="service-account")
+app.add_typer(tokens.app, name="token")
+app.add_typer(roles.app, name="role")
+app.add_typer(experiments.app, name="experiments")
+app.add_typer(runs.app, name="runs")
+app.add_typer(models.app, name="models")
+app.add_typer(aliases.app, name="alias")
 
 
 def main() -> None:

@@ -58,3 +58,26 @@ def _cell(key: str, value: Any) -> str:
     if isinstance(value, list):
         return ", ".join(str(v) for v in value)
     return str(value)
+
+
+def emit_record(
+    record: Mapping[str, Any], output: Format, *, fields: Sequence[str] | None = None, title: str | None = None
+) -> None:
+    """Print one record as JSON, or as a two-column table of ``fields`` for people."""
+    if output == Format.JSON:
+        typer.echo(json.dumps(record, indent=2, sort_keys=True, default=str))
+        return
+    table = Table(title=title, show_header=False, box=None, padding=(0, 2, 0, 0))
+    table.add_column(style="bold")
+    table.add_column()
+    for key in fields or list(record.keys()):
+        table.add_row(key, _cell(key, record.get(key)))
+    console.print(table)
+
+
+def emit_outcome(message: str, record: Mapping[str, Any], output: Format) -> None:
+    """Say what happened in a sentence for people, or print ``record`` for scripts."""
+    if output == Format.JSON:
+        emit_record(record, output)
+    else:
+        console.print(message, highlight=False)

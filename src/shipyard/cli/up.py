@@ -6,10 +6,8 @@ import os
 from typing import Annotated
 
 import typer
-import uvicorn
 
 from shipyard.cli.output import console
-from shipyard.runtime import Platform
 from shipyard.settings import Settings
 
 
@@ -20,6 +18,11 @@ def up(
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
 ) -> None:
     """Start the control plane. On an empty home, create the platform admin and its token file."""
+    # Imported here so that every other command starts without loading the server stack.
+    import uvicorn
+
+    from shipyard.runtime import Platform
+
     if host is not None:
         os.environ["SHIPYARD_HOST"] = host
     if port is not None:

@@ -5,11 +5,10 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-import numpy as np
-
 
 def dataset_digest(data: Any) -> str:
     """A sha256 over a data frame's columns, dtypes and values, or an array's bytes."""
+    import numpy as np
     import pandas as pd
 
     hasher = hashlib.sha256()

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 _KINDS = {"b": "boolean", "i": "long", "u": "long", "f": "double", "O": "string", "U": "string", "S": "binary", "M": "datetime"}
 
 
 def _dtype_name(dtype: Any) -> str:
+    import numpy as np
+
     try:
         resolved = np.dtype(dtype)
     except TypeError:  # pandas extension types such as the string dtype
@@ -37,6 +37,8 @@ def describe(data: Any) -> dict[str, Any]:
         }
     if pd is not None and isinstance(data, pd.Series):
         return {"type": "tensor", "dtype": _dtype_name(data.dtype), "shape": [-1]}
+    import numpy as np
+
     array = np.asarray(data)
     shape = [-1, *array.shape[1:]]
     return {"type": "tensor", "dtype": _dtype_name(array.dtype), "shape": shape}

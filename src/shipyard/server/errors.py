@@ -9,7 +9,7 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shipyard.errors import ShipyardError
@@ -56,9 +56,13 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
-        code = {404: "not_found", 405: "method_not_allowed", 401: "unauthenticated", 403: "permission_denied"}.get(
-            exc.status_code, "http_error"
-        )
+        code = {
+            404: "not_found",
+            405: "method_not_allowed",
+            401: "unauthenticated",
+            403: "permission_denied",
+            413: "payload_too_large",
+        }.get(exc.status_code, "http_error")
         message = str(exc.detail)
         if exc.status_code == 404 and message == "Not Found":
             message = f"no API route matches {request.method} {request.url.path}: see /docs for the routes"
@@ -70,6 +74,17 @@ def install(app: FastAPI) -> None:
     async def _integrity(request: Request, exc: IntegrityError) -> Response:
         log.warning("integrity error: %s", exc.orig)
         return _response(request, 409, "conflict", "the change clashes with a concurrent change to the same record: retry it")
+
+    @app.exception_handler(DataError)
+    async def _data(request: Request, exc: DataError) -> Response:
+        log.warning("value refused by the database: %s", exc.orig)
+        return _response(
+            request,
+            400,
+            "invalid_input",
+            "a value in the request does not fit the metadata store: text must not contain NUL (\\x00) characters "
+            "and whole numbers must fit in 64 bits",
+        )
 
     @app.exception_handler(OperationalError)
     async def _operational(request: Request, exc: OperationalError) -> Response:

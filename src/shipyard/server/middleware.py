@@ -7,6 +7,7 @@ from typing import Any
 
 import anyio
 import orjson
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shipyard.access import audit
@@ -45,7 +46,7 @@ class BodyLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
-                    raise _TooLarge()
+                    raise _TooLarge(self._message(seen))
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -60,14 +61,14 @@ class BodyLimit:
             if not started:
                 await self._refuse(send, seen)
 
-    async def _refuse(self, send: Send, size: int) -> None:
-        body = orjson.dumps(
-            {
-                "error": "payload_too_large",
-                "message": f"request body of {size} bytes is over the limit of {self.max_bytes} bytes: "
-                "split the request (e.g. smaller metric batches) or raise SHIPYARD_MAX_REQUEST_BYTES",
-            }
+    def _message(self, size: int) -> str:
+        return (
+            f"request body of {size} bytes is over the limit of {self.max_bytes} bytes: "
+            "split the request (e.g. smaller metric batches) or raise SHIPYARD_MAX_REQUEST_BYTES"
         )
+
+    async def _refuse(self, send: Send, size: int) -> None:
+        body = orjson.dumps({"error": "payload_too_large", "message": self._message(size)})
         await send(
             {
                 "type": "http.response.start",
@@ -78,8 +79,11 @@ class BodyLimit:
         await send({"type": "http.response.body", "body": body})
 
 
-class _TooLarge(Exception):
-    pass
+class _TooLarge(HTTPException):
+    """An HTTPException, so that FastAPI's body parsing passes it on instead of answering 400."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(status_code=413, detail=message)
 
 
 class AuditLog:

@@ -213,7 +213,7 @@ def decode_page_token(token: str | None) -> int:
         offset = json.loads(base64.urlsafe_b64decode(token.encode()))["offset"]
     except (ValueError, KeyError, TypeError, binascii.Error):
         raise InvalidInput("page token is not valid: pass the next_page_token of a previous answer unchanged") from None
-    if not isinstance(offset, int) or offset < 0:
+    if not isinstance(offset, int) or not 0 <= offset < 2**62:
         raise InvalidInput("page token is not valid: pass the next_page_token of a previous answer unchanged")
     return offset
 

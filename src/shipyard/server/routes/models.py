@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Path, status
 from fastapi.responses import StreamingResponse
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -29,6 +29,7 @@ from shipyard.store.models import ModelVersion, RegisteredModel
 
 router = APIRouter(tags=["models"])
 MODEL = "/namespaces/{namespace}/models/{name}"
+VersionNumber = Annotated[int, Path(ge=1, le=2**31 - 1, description="Version number, from 1")]
 
 
 def _detail(session: Session, model: RegisteredModel) -> ModelDetail:
@@ -102,7 +103,7 @@ def create_version(namespace: str, name: str, body: ModelVersionIn, platform: Pl
 
 
 @router.get(MODEL + "/versions/{version}", response_model=ModelVersionOut)
-def get_version(namespace: str, name: str, version: int, platform: PlatformDep, caller: CallerDep) -> ModelVersionOut:
+def get_version(namespace: str, name: str, version: VersionNumber, platform: PlatformDep, caller: CallerDep) -> ModelVersionOut:
     with platform.db.session() as session:
         return _version(session, name, models.get_version(session, caller, namespace, name, version))
 
@@ -113,7 +114,7 @@ def get_version(namespace: str, name: str, version: int, platform: PlatformDep, 
     summary="Change a version's description (all else is immutable)",
 )
 def update_version(
-    namespace: str, name: str, version: int, body: ModelVersionPatch, platform: PlatformDep, caller: CallerDep
+    namespace: str, name: str, version: VersionNumber, body: ModelVersionPatch, platform: PlatformDep, caller: CallerDep
 ) -> ModelVersionOut:
     with platform.db.session(write=True) as session:
         return _version(
@@ -122,13 +123,15 @@ def update_version(
 
 
 @router.get(MODEL + "/versions/{version}/lineage", summary="Run, params, metrics, code and data behind a version")
-def get_lineage(namespace: str, name: str, version: int, platform: PlatformDep, caller: CallerDep) -> dict[str, Any]:
+def get_lineage(namespace: str, name: str, version: VersionNumber, platform: PlatformDep, caller: CallerDep) -> dict[str, Any]:
     with platform.db.session() as session:
         return lineage.of_version(session, caller, namespace, name, version)
 
 
 @router.get(MODEL + "/versions/{version}/artifact", response_class=StreamingResponse, summary="Download the version's model file")
-def download_version(namespace: str, name: str, version: int, platform: PlatformDep, caller: CallerDep) -> StreamingResponse:
+def download_version(
+    namespace: str, name: str, version: VersionNumber, platform: PlatformDep, caller: CallerDep
+) -> StreamingResponse:
     with platform.db.session() as session:
         row = models.get_version(session, caller, namespace, name, version)
     return stream_blob(platform, row.artifact_digest, row.artifact_size, "application/octet-stream")

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from shipyard.access import bindings, namespaces, principals
 from shipyard.access.caller import Caller
-from shipyard.access.roles import Role
+from shipyard.access.roles import ALL_NAMESPACES, Action, Role
 from shipyard.access.tokens import display_name
 from shipyard.errors import InvalidInput
 from shipyard.server.deps import CallerDep, PlatformDep
@@ -60,6 +60,11 @@ def create_service_account(namespace: str, body: ServiceAccountIn, platform: Pla
 def _principal(session: Session, caller: Caller, namespace: str, user: str | None, service_account: str | None) -> Principal:
     if (user is None) == (service_account is None):
         raise InvalidInput("name exactly one of 'user' or 'service_account'")
+    # Refuse callers who may not manage roles here before saying anything about the principal.
+    if namespace == ALL_NAMESPACES:
+        caller.require_platform_admin("grant or revoke platform-admin")
+    else:
+        caller.require(Action.ADMIN, namespace)
     if user is not None:
         return principals.get_user(session, caller, user)
     return principals.get_service_account(session, caller, namespace, str(service_account))

@@ -97,14 +97,14 @@ def log_batch(namespace: str, run_id: str, body: LogBatchIn, platform: PlatformD
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.delete("/namespaces/{namespace}/runs/{run_id}/tags/{key}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/namespaces/{namespace}/runs/{run_id}/tags/{key:path}", status_code=status.HTTP_204_NO_CONTENT)
 def delete_tag(namespace: str, run_id: str, key: str, platform: PlatformDep, caller: CallerDep) -> None:
     with platform.db.session(write=True) as session:
         runs.delete_tag(session, caller, namespace, run_id, key)
 
 
 @router.get(
-    "/namespaces/{namespace}/runs/{run_id}/metrics/{key}",
+    "/namespaces/{namespace}/runs/{run_id}/metrics/{key:path}",
     response_model=MetricHistoryOut,
     summary="Every logged point of one metric",
 )
