@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, NotRequired
 
 from pydantic import BaseModel, ConfigDict, Field
+from typing_extensions import TypedDict  # pydantic needs this one on Python 3.11
 
 Scope = Literal["read", "write", "promote", "admin"]
 RoleName = Literal["viewer", "editor", "operator", "admin", "platform-admin"]
@@ -199,11 +200,13 @@ class RunDetail(RunOut):
     metrics: list[LatestMetricOut]
 
 
-class MetricIn(BaseModel):
-    key: str = Field(min_length=1, max_length=250)
+class MetricIn(TypedDict):
+    """A metric point. A TypedDict, not a model: batches carry thousands and this halves parsing."""
+
+    key: Annotated[str, Field(min_length=1, max_length=250)]
     value: float
-    step: int = Field(default=0, ge=-(2**63), le=MAX_INT64)
-    timestamp: int | None = Field(default=None, ge=0, le=MAX_INT64)
+    step: NotRequired[Annotated[int, Field(ge=-(2**63), le=MAX_INT64)]]
+    timestamp: NotRequired[Annotated[int | None, Field(ge=0, le=MAX_INT64)]]
 
 
 class LogBatchIn(Body):

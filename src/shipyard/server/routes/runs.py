@@ -88,7 +88,7 @@ def update_run(namespace: str, run_id: str, body: RunPatch, platform: PlatformDe
 )
 def log_batch(namespace: str, run_id: str, body: LogBatchIn, platform: PlatformDep, caller: CallerDep) -> Response:
     batch = Batch(
-        metrics=[MetricPoint(m.key, m.value, m.step, m.timestamp) for m in body.metrics],
+        metrics=[MetricPoint(m["key"], m["value"], m.get("step", 0), m.get("timestamp")) for m in body.metrics],
         params=body.params,
         tags=body.tags,
     )
