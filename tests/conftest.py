@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import httpx
@@ -17,6 +19,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from shipyard.access import bindings, blobs, namespaces, principals, tokens
+from shipyard.access.caller import Caller
+from shipyard.access.roles import Role
 from shipyard.client import Client
 from shipyard.runtime import Platform
 from shipyard.server.app import create_app
@@ -65,20 +70,43 @@ def postgres_template(postgres_server_url: str) -> Iterator[str]:
         admin.dispose()
 
 
-@pytest.fixture
-def postgres_url(postgres_server_url: str, postgres_template: str) -> Iterator[str]:
-    """A fresh, migrated database per test, dropped afterwards, so runs never collide."""
-    base = make_url(postgres_server_url).set(drivername="postgresql+psycopg")
+@contextmanager
+def scratch_database(server_url: str, template: str | None = None) -> Iterator[str]:
+    """Create a uniquely named database (a copy of ``template`` if given) and drop it afterwards."""
+    base = make_url(server_url).set(drivername="postgresql+psycopg")
     name = f"shipyard_test_{uuid.uuid4().hex[:12]}"
     admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    copy = f' TEMPLATE "{template}"' if template else ""
     with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{postgres_template}"'))
+        conn.execute(text(f'CREATE DATABASE "{name}"{copy}'))
     try:
         yield base.set(database=name).render_as_string(hide_password=False)
     finally:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture
+def postgres_url(postgres_server_url: str, postgres_template: str) -> Iterator[str]:
+    """A fresh, migrated database per test, dropped afterwards, so runs never collide."""
+    with scratch_database(postgres_server_url, postgres_template) as url:
+        yield url
+
+
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def module_platform(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    """One platform per back end shared by a module's tests, which add only records of their own."""
+    root = tmp_path_factory.mktemp("module-platform")
+    with ExitStack() as stack:
+        if request.param == "sqlite":
+            url = f"sqlite:///{root / 'shipyard.db'}"
+        else:
+            url = stack.enter_context(scratch_database(request.getfixturevalue("postgres_server_url")))
+        platform = Platform.open(Settings(home=root / "home", database_url=url))
+        stack.callback(platform.close)
+        platform.ensure_admin()
+        yield platform
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -154,3 +182,44 @@ def client(live_url: str, admin_token: str) -> Iterator[Client]:
     """The SDK as the platform admin, over a real socket."""
     with Client(live_url, admin_token) as sdk:
         yield sdk
+
+
+TEAM = "team-a"
+OTHER = "team-b"
+ALL_SCOPES = ("read", "write", "promote", "admin")
+
+MakeCaller = Callable[..., Caller]
+
+
+@pytest.fixture
+def teams(platform: Platform) -> tuple[str, str]:
+    with platform.db.session(write=True) as session:
+        namespaces.create(session, Caller.system(), TEAM)
+        namespaces.create(session, Caller.system(), OTHER)
+    return TEAM, OTHER
+
+
+@pytest.fixture
+def make_caller(platform: Platform, teams: tuple[str, str]) -> MakeCaller:
+    """A new user holding ``roles`` ({namespace: role}), authenticated through a fresh token."""
+    counter = itertools.count(1)
+
+    def make(roles: dict[str, str] | None = None, *, scopes: Sequence[str] = ALL_SCOPES, token_namespace: str = "") -> Caller:
+        system = Caller.system()
+        with platform.db.session(write=True) as session:
+            user = principals.create_user(session, system, f"user-{next(counter)}")
+            for namespace, role in (roles or {}).items():
+                bindings.grant(session, system, user, namespace, Role.parse(role))
+            issued = tokens.issue(session, system, user, scopes=list(scopes), namespace=token_namespace)
+        with platform.db.session() as session:
+            return tokens.authenticate(session, issued.plaintext)
+
+    return make
+
+
+def held_blob(platform: Platform, namespace: str, data: bytes) -> str:
+    """Store ``data`` as if uploaded into ``namespace``; returns its digest."""
+    blob = platform.artifacts.put_bytes(data)
+    with platform.db.session(write=True) as session:
+        blobs.claim(session, Caller.system(), namespace, blob)
+    return blob.digest

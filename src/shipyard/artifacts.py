@@ -111,49 +111,17 @@ class ArtifactStore:
         self, chunks: Iterable[bytes], *, max_bytes: int | None = None, expected_digest: str | None = None
     ) -> StoredBlob:
         """Stream ``chunks`` into the store; nothing is visible until every byte is in."""
-        temp = self._new_temp()
-        hasher = hashlib.sha256()
-        size = 0
-        try:
-            with self.fs.open(temp, "wb") as out:
-                for chunk in chunks:
-                    size += len(chunk)
-                    if max_bytes is not None and size > max_bytes:
-                        raise PayloadTooLarge(f"artifact is larger than the limit of {max_bytes} bytes")
-                    hasher.update(chunk)
-                    out.write(chunk)
-                if self._local:
-                    out.flush()
-                    _fsync(out)
-        except BaseException:
-            self._abort(temp)
-            raise
-        digest = hasher.hexdigest()
-        if expected_digest is not None and digest != expected_digest:
-            self._abort(temp)
-            raise InvalidInput(f"upload has sha256 {digest}, but {expected_digest} was declared: the bytes changed in transit")
-        return self._commit(temp, digest, size)
+        with _Upload(self, max_bytes) as upload:
+            for chunk in chunks:
+                upload.write(chunk)
+            return upload.commit(expected_digest)
 
     async def put_async_chunks(self, chunks: AsyncIterator[bytes], *, max_bytes: int | None = None) -> StoredBlob:
         """As ``put_chunks``, for an ASGI request body."""
-        temp = self._new_temp()
-        hasher = hashlib.sha256()
-        size = 0
-        try:
-            with self.fs.open(temp, "wb") as out:
-                async for chunk in chunks:
-                    size += len(chunk)
-                    if max_bytes is not None and size > max_bytes:
-                        raise PayloadTooLarge(f"artifact is larger than the limit of {max_bytes} bytes")
-                    hasher.update(chunk)
-                    out.write(chunk)
-                if self._local:
-                    out.flush()
-                    _fsync(out)
-        except BaseException:
-            self._abort(temp)
-            raise
-        return self._commit(temp, hasher.hexdigest(), size)
+        with _Upload(self, max_bytes) as upload:
+            async for chunk in chunks:
+                upload.write(chunk)
+            return upload.commit()
 
     def put_file(self, file: IO[bytes], *, max_bytes: int | None = None) -> StoredBlob:
         return self.put_chunks(iter(lambda: file.read(CHUNK_SIZE), b""), max_bytes=max_bytes)
@@ -197,6 +165,51 @@ class ArtifactStore:
         for path in leftovers:
             self._abort(path)
         return len(leftovers)
+
+
+class _Upload:
+    """One blob being written: hashed and size-checked chunk by chunk, in a temp file.
+
+    Leaving the ``with`` block without ``commit`` (an error, a dropped client) removes
+    the temp file, so a half-written blob is never visible.
+    """
+
+    def __init__(self, store: ArtifactStore, max_bytes: int | None) -> None:
+        self.store = store
+        self.max_bytes = max_bytes
+        self.temp = store._new_temp()
+        self.hasher = hashlib.sha256()
+        self.size = 0
+        self.committed = False
+
+    def __enter__(self) -> _Upload:
+        self.handle = self.store.fs.open(self.temp, "wb")
+        return self
+
+    def write(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self.max_bytes is not None and self.size > self.max_bytes:
+            raise PayloadTooLarge(f"artifact is larger than the limit of {self.max_bytes} bytes")
+        self.hasher.update(chunk)
+        self.handle.write(chunk)
+
+    def commit(self, expected_digest: str | None = None) -> StoredBlob:
+        if self.store._local:
+            self.handle.flush()
+            _fsync(self.handle)
+        self.handle.close()
+        digest = self.hasher.hexdigest()
+        if expected_digest is not None and digest != expected_digest:
+            raise InvalidInput(f"upload has sha256 {digest}, but {expected_digest} was declared: the bytes changed in transit")
+        blob = self.store._commit(self.temp, digest, self.size)
+        self.committed = True
+        return blob
+
+    def __exit__(self, *_: object) -> None:
+        if not self.committed:
+            with contextlib.suppress(Exception):
+                self.handle.close()
+            self.store._abort(self.temp)
 
 
 def _fsync(handle: Any) -> None:

@@ -8,8 +8,7 @@ from shipyard.access.caller import Caller
 from shipyard.errors import InvalidInput, NotVisible, PermissionDenied
 from shipyard.runtime import Platform
 from shipyard.store.models import now_ms
-
-from .conftest import OTHER, TEAM, MakeCaller
+from tests.conftest import OTHER, TEAM, MakeCaller
 
 
 def _draft(namespace: str = TEAM, status: int = 201, principal: str = "alice", **extra: object) -> EventDraft:

@@ -8,8 +8,7 @@ from shipyard.access.roles import ALL_NAMESPACES, Action, Role
 from shipyard.errors import InvalidInput, NotFound, NotVisible, PermissionDenied
 from shipyard.runtime import Platform
 from shipyard.store.models import Principal
-
-from .conftest import OTHER, TEAM, MakeCaller
+from tests.conftest import OTHER, TEAM, MakeCaller
 
 
 def _user(platform: Platform, name: str) -> Principal:

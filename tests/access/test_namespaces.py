@@ -11,8 +11,7 @@ from shipyard.errors import AlreadyExists, Conflict, InvalidInput, NotVisible, P
 from shipyard.runtime import Platform
 from shipyard.store.models import RoleBinding, Token
 from shipyard.tracking import experiments
-
-from .conftest import OTHER, TEAM, MakeCaller
+from tests.conftest import OTHER, TEAM, MakeCaller
 
 
 def test_create_and_get(platform: Platform) -> None:

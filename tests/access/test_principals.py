@@ -8,8 +8,7 @@ from shipyard.access import principals
 from shipyard.access.caller import Caller
 from shipyard.errors import AlreadyExists, InvalidInput, NotFound, NotVisible, PermissionDenied
 from shipyard.runtime import Platform
-
-from .conftest import OTHER, TEAM, MakeCaller
+from tests.conftest import OTHER, TEAM, MakeCaller
 
 
 def test_users_are_platform_wide_and_unique(platform: Platform) -> None:

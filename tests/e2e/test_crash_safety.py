@@ -28,9 +28,9 @@ from typing import IO, Any, cast
 import httpx
 import pytest
 
-from conftest import free_port
 from shipyard.client import Client
 from shipyard.errors import ClientError
+from tests.conftest import free_port
 
 pytestmark = pytest.mark.slow
 

@@ -7,8 +7,7 @@ from shipyard.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from shipyard.registry import aliases, models
 from shipyard.registry.models import VersionDraft
 from shipyard.runtime import Platform
-
-from .conftest import TEAM, MakeCaller
+from tests.conftest import TEAM, MakeCaller, held_blob
 
 SYSTEM = Caller.system()
 MODEL = "churn"
@@ -16,7 +15,7 @@ MODEL = "churn"
 
 @pytest.fixture
 def versions(platform: Platform, teams: tuple[str, str]) -> list[int]:
-    digest = platform.artifacts.put_bytes(b"weights").digest
+    digest = held_blob(platform, TEAM, b"weights")
     with platform.db.session(write=True) as session:
         models.create(session, SYSTEM, TEAM, MODEL)
         return [

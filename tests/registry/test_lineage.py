@@ -10,8 +10,7 @@ from shipyard.runtime import Platform
 from shipyard.store.models import Run
 from shipyard.tracking import experiments, runs
 from shipyard.tracking.runs import Batch, MetricPoint
-
-from .conftest import OTHER, TEAM, MakeCaller
+from tests.conftest import OTHER, TEAM, MakeCaller, held_blob
 
 SYSTEM = Caller.system()
 
@@ -20,7 +19,7 @@ SYSTEM = Caller.system()
 def digest(platform: Platform, teams: tuple[str, str]) -> str:
     with platform.db.session(write=True) as session:
         models.create(session, SYSTEM, TEAM, "churn")
-    return platform.artifacts.put_bytes(b"weights").digest
+    return held_blob(platform, TEAM, b"weights")
 
 
 def _register(platform: Platform, draft: VersionDraft) -> int:

@@ -11,8 +11,7 @@ from shipyard.registry.models import VersionDraft
 from shipyard.runtime import Platform
 from shipyard.tracking import experiments, runs
 from shipyard.tracking.runs import Batch, MetricPoint
-
-from .conftest import OTHER, TEAM, MakeCaller
+from tests.conftest import OTHER, TEAM, MakeCaller, held_blob
 
 SYSTEM = Caller.system()
 
@@ -21,7 +20,7 @@ SYSTEM = Caller.system()
 def digest(platform: Platform, teams: tuple[str, str]) -> str:
     with platform.db.session(write=True) as session:
         models.create(session, SYSTEM, TEAM, "churn", description="Churn classifier", tags={"task": "binary"})
-    return platform.artifacts.put_bytes(b"model bytes").digest
+    return held_blob(platform, TEAM, b"model bytes")
 
 
 def _register(platform: Platform, draft: VersionDraft, caller: Caller = SYSTEM, name: str = "churn") -> int:
@@ -131,7 +130,7 @@ def test_datasets_are_validated_and_kept(platform: Platform, digest: str) -> Non
 
 
 def test_artifacts_must_exist_and_formats_be_known(platform: Platform, digest: str) -> None:
-    with pytest.raises(InvalidInput, match="not in the artifact store"):
+    with pytest.raises(InvalidInput, match="has not been uploaded to namespace"):
         _register(platform, VersionDraft("0" * 64, "sklearn"))
     with pytest.raises(InvalidInput, match="not valid"):
         _register(platform, VersionDraft("xyz", "sklearn"))
@@ -161,3 +160,13 @@ def test_roles_for_the_registry(platform: Platform, digest: str, make_caller: Ma
             models.update_version(session, viewer, TEAM, "churn", 1, description="x")
         with pytest.raises(NotVisible):
             models.list_in(session, outsider, TEAM)
+
+
+def test_a_digest_uploaded_in_another_namespace_cannot_be_registered(platform: Platform, digest: str) -> None:
+    theirs = held_blob(platform, OTHER, b"another team's model")
+    assert platform.artifacts.exists(theirs)
+    with pytest.raises(InvalidInput, match="has not been uploaded to namespace 'team-a'"):
+        _register(platform, VersionDraft(theirs, "sklearn"))
+    # Once the same bytes are uploaded into this namespace, they are this namespace's to use.
+    assert held_blob(platform, TEAM, b"another team's model") == theirs
+    assert _register(platform, VersionDraft(theirs, "sklearn")) == 1

@@ -7,14 +7,11 @@ import hashlib
 import json
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from shipyard.runtime import Platform
 from shipyard.server.app import create_app
@@ -27,39 +24,11 @@ MODEL = f"{LAB}/models/classifier"
 MODEL_BYTES = b"an onnx model, as far as the registry can tell"
 
 
-@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def lab_platform(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    """One platform per back end for the module; tests add only records of their own."""
-    root: Path = tmp_path_factory.mktemp("bad-input")
-    database: str | None = None
-    if request.param == "sqlite":
-        url = f"sqlite:///{root / 'shipyard.db'}"
-    else:
-        server = make_url(request.getfixturevalue("postgres_server_url")).set(drivername="postgresql+psycopg")
-        database = f"shipyard_bad_input_{uuid.uuid4().hex[:12]}"
-        engine = create_engine(server, isolation_level="AUTOCOMMIT")
-        with engine.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{database}"'))
-        url = server.set(database=database).render_as_string(hide_password=False)
-    with pytest.MonkeyPatch.context() as env:
-        env.delenv("SHIPYARD_MAX_REQUEST_BYTES", raising=False)
-        env.delenv("SHIPYARD_MAX_ARTIFACT_BYTES", raising=False)
-        settings = Settings(home=root / "home", database_url=url)
-    platform = Platform.open(settings)
-    platform.ensure_admin()
-    yield platform
-    platform.close()
-    if database is not None:
-        with engine.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
-        engine.dispose()
-
-
 @pytest.fixture(scope="module")
-def lab(lab_platform: Platform) -> Iterator[TestClient]:
+def lab(module_platform: Platform) -> Iterator[TestClient]:
     """The admin's client, with namespace ``lab``: an experiment, a model with one version."""
-    token = lab_platform.settings.admin_token_path.read_text().strip()
-    with TestClient(create_app(lab_platform), raise_server_exceptions=False) as api:
+    token = module_platform.settings.admin_token_path.read_text().strip()
+    with TestClient(create_app(module_platform), raise_server_exceptions=False) as api:
         api.headers["Authorization"] = f"Bearer {token}"
         assert api.post(f"{API}/namespaces", json={"name": NS}).status_code == 201
         assert api.post(f"{LAB}/experiments", json={"name": "trials"}).status_code == 201
@@ -239,7 +208,8 @@ def test_a_version_needs_its_blob_uploaded_first(lab: TestClient) -> None:
         400,
         "invalid_input",
         absent,
-        "upload it before registering",
+        "has not been uploaded to namespace",
+        "before registering",
     )
     assert lab.get(f"{MODEL}/versions").json() == before
 

@@ -13,18 +13,15 @@ import hashlib
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, text, update
-from sqlalchemy.engine import make_url
+from sqlalchemy import update
 
 from shipyard.runtime import Platform
 from shipyard.server.app import create_app
-from shipyard.settings import Settings
 from shipyard.store.models import Token, now_ms
 
 API = "/api/v1"
@@ -48,34 +45,6 @@ class World:
 
     def headers(self, caller: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[caller]}"}
-
-
-@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def shared_platform(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    """A platform for the whole module, on each back end (a fresh PostgreSQL database)."""
-    root: Path = tmp_path_factory.mktemp("isolation")
-    drop: str | None = None
-    if request.param == "sqlite":
-        url = f"sqlite:///{root / 'shipyard.db'}"
-    else:
-        server = make_url(request.getfixturevalue("postgres_server_url")).set(drivername="postgresql+psycopg")
-        drop = f"shipyard_isolation_{uuid.uuid4().hex[:12]}"
-        engine = create_engine(server, isolation_level="AUTOCOMMIT")
-        with engine.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{drop}"'))
-        url = server.set(database=drop).render_as_string(hide_password=False)
-    with pytest.MonkeyPatch.context() as env:
-        env.delenv("SHIPYARD_MAX_REQUEST_BYTES", raising=False)
-        env.delenv("SHIPYARD_MAX_ARTIFACT_BYTES", raising=False)
-        settings = Settings(home=root / "home", database_url=url)
-    platform = Platform.open(settings)
-    platform.ensure_admin()
-    yield platform
-    platform.close()
-    if drop is not None:
-        with engine.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{drop}" WITH (FORCE)'))
-        engine.dispose()
 
 
 def _ok(response: httpx.Response, status: int) -> dict[str, Any]:
@@ -132,13 +101,13 @@ def _tenant(api: TestClient, admin: dict[str, str], ns: str, label: str) -> dict
 
 
 @pytest.fixture(scope="module")
-def world(shared_platform: Platform) -> Iterator[World]:
-    admin_token = shared_platform.settings.admin_token_path.read_text().strip()
+def world(module_platform: Platform) -> Iterator[World]:
+    admin_token = module_platform.settings.admin_token_path.read_text().strip()
     admin = {"Authorization": f"Bearer {admin_token}"}
-    with TestClient(create_app(shared_platform), raise_server_exceptions=False) as api:
+    with TestClient(create_app(module_platform), raise_server_exceptions=False) as api:
         a = _tenant(api, admin, A, "alpha")
         b = _tenant(api, admin, B, "bravo")
-        built = World(api=api, platform=shared_platform, admin=admin)
+        built = World(api=api, platform=module_platform, admin=admin)
         built.values = {**{f"a_{k}": v for k, v in a.items()}, **{f"b_{k}": v for k, v in b.items()}}
         # A person who belongs to B only.
         _ok(api.post(f"{API}/users", json={"name": "bob"}, headers=admin), 201)

@@ -6,8 +6,7 @@ from shipyard.access.caller import Caller
 from shipyard.errors import AlreadyExists, InvalidInput, NotFound, NotVisible, PermissionDenied
 from shipyard.runtime import Platform
 from shipyard.tracking import experiments, runs
-
-from .conftest import OTHER, TEAM, MakeCaller
+from tests.conftest import OTHER, TEAM, MakeCaller
 
 
 def test_create_get_and_names_per_namespace(platform: Platform, teams: tuple[str, str]) -> None:

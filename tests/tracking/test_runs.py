@@ -12,8 +12,7 @@ from shipyard.runtime import Platform
 from shipyard.store.models import Metric, Run, now_ms
 from shipyard.tracking import experiments, runs
 from shipyard.tracking.runs import Batch, MetricPoint
-
-from .conftest import OTHER, TEAM, MakeCaller
+from tests.conftest import OTHER, TEAM, MakeCaller
 
 SYSTEM = Caller.system()
 
@@ -30,7 +29,7 @@ def _log(platform: Platform, run_id: str, batch: Batch) -> None:
         runs.log_batch(session, SYSTEM, TEAM, run_id, batch)
 
 
-def _state(platform: Platform, run_id: str) -> tuple[dict[str, str], dict[str, str], dict[str, tuple[float, int]], int]:
+def _state(platform: Platform, run_id: str) -> tuple[dict[str, str], dict[str, str], dict[str, tuple[float | None, int]], int]:
     with platform.db.session() as session:
         latest = {m.key: (m.value, m.step) for m in runs.latest_metrics_of(session, run_id)}
         count = session.scalar(select(func.count()).select_from(Metric).where(Metric.run_id == run_id)) or 0
@@ -155,12 +154,14 @@ def test_latest_metrics_track_the_highest_step(platform: Platform, run_id: str) 
     assert _state(platform, run_id)[3] == 5
 
 
-def test_infinite_values_are_clamped_and_nan_is_refused(platform: Platform, run_id: str) -> None:
+def test_infinite_values_are_clamped_and_nan_is_kept_as_null(platform: Platform, run_id: str) -> None:
     _log(platform, run_id, Batch(metrics=[MetricPoint("hi", float("inf")), MetricPoint("lo", float("-inf"))]))
     assert _state(platform, run_id)[2] == {"hi": (sys.float_info.max, 0), "lo": (-sys.float_info.max, 0)}
-    with pytest.raises(InvalidInput, match="NaN"):
-        _log(platform, run_id, Batch(metrics=[MetricPoint("loss", float("nan"), step=3)]))
-    assert "loss" not in _state(platform, run_id)[2]
+    _log(platform, run_id, Batch(metrics=[MetricPoint("loss", 0.5, step=2), MetricPoint("loss", float("nan"), step=3)]))
+    assert _state(platform, run_id)[2]["loss"] == (None, 3)
+    with platform.db.session() as session:
+        history = runs.metric_history(session, SYSTEM, TEAM, run_id, "loss")
+    assert [(p.step, p.value) for p in history] == [(2, 0.5), (3, None)]
 
 
 def test_batches_are_all_or_nothing(platform: Platform, run_id: str) -> None:

@@ -10,8 +10,7 @@ from shipyard.errors import InvalidInput, NotVisible
 from shipyard.runtime import Platform
 from shipyard.tracking import experiments, runs, search
 from shipyard.tracking.runs import Batch, MetricPoint
-
-from .conftest import OTHER, TEAM, MakeCaller
+from tests.conftest import OTHER, TEAM, MakeCaller
 
 SYSTEM = Caller.system()
 

@@ -21,6 +21,7 @@ class Caller:
     bindings: Mapping[str, Role] = field(default_factory=dict)
     scopes: frozenset[str] = frozenset({"admin"})
     token_namespace: str = ""
+    token_id: str = ""
 
     @classmethod
     def system(cls) -> Caller:

@@ -6,7 +6,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from shipyard.access.caller import Caller
@@ -74,7 +74,7 @@ def issue(
     return IssuedToken(token, plaintext)
 
 
-def authenticate(session: Session, plaintext: str | None, *, touch: bool = False) -> Caller:
+def authenticate(session: Session, plaintext: str | None) -> Caller:
     """Turn a bearer token into a Caller, or raise ``Unauthenticated``."""
     if not plaintext:
         raise Unauthenticated("no token given: send 'Authorization: Bearer <token>' (see 'shipyard token create')")
@@ -93,8 +93,6 @@ def authenticate(session: Session, plaintext: str | None, *, touch: bool = False
         raise Unauthenticated(f"token {token.prefix}... has expired: create a new one")
     if principal.disabled:
         raise Unauthenticated(f"principal {principal.name!r} is disabled")
-    if touch:
-        token.last_used_at = now
     bindings = {
         b.namespace: Role(b.role) for b in session.scalars(select(RoleBinding).where(RoleBinding.principal_id == principal.id))
     }
@@ -105,6 +103,16 @@ def authenticate(session: Session, plaintext: str | None, *, touch: bool = False
         bindings=bindings,
         scopes=frozenset(token.scopes),
         token_namespace=token.namespace,
+        token_id=token.id,
+    )
+
+
+def touch(session: Session, token_id: str, now: int, *, every_ms: int = 60_000) -> None:
+    """Record that a token was used; at most once per ``every_ms`` so reads stay reads."""
+    session.execute(
+        update(Token)
+        .where(Token.id == token_id, or_(Token.last_used_at.is_(None), Token.last_used_at < now - every_ms))
+        .values(last_used_at=now)
     )
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from shipyard.access import namespaces
+from shipyard.access import blobs, namespaces
 from shipyard.access.caller import Caller
 from shipyard.access.names import record_name
 from shipyard.access.roles import Action
@@ -104,14 +104,15 @@ def create_version(
             "with skops or ONNX, or pass trust_pickle=True if you trust its source"
         )
     validate_digest(draft.artifact_digest)
+    held = blobs.require_held(session, namespace, draft.artifact_digest)
     if not store.exists(draft.artifact_digest):
-        raise InvalidInput(f"artifact {draft.artifact_digest} is not in the artifact store: upload it before registering")
+        raise InvalidInput(f"artifact {draft.artifact_digest} is not in the artifact store: upload it again before registering")
     metrics = dict(draft.metrics or {})
     code_version = draft.code_version or ""
     if draft.run_id is not None:
         run = runs.get(session, caller, namespace, draft.run_id)
         if draft.metrics is None:
-            metrics = {m.key: m.value for m in runs.latest_metrics_of(session, run.id)}
+            metrics = {m.key: m.value for m in runs.latest_metrics_of(session, run.id) if m.value is not None}
         code_version = code_version or run.code_version
     datasets = [_dataset(d) for d in draft.datasets]
     # Lock the model row so concurrent registrations get distinct version numbers.
@@ -122,7 +123,7 @@ def create_version(
         namespace=namespace,
         version=latest + 1,
         artifact_digest=draft.artifact_digest,
-        artifact_size=store.size(draft.artifact_digest),
+        artifact_size=held.size,
         format=draft.format,
         signature=draft.signature,
         metrics=metrics,

@@ -26,6 +26,7 @@ def create_app(platform: Platform) -> FastAPI:
         openapi_url="/openapi.json",
     )
     app.state.platform = platform
+    app.state.token_touches = {}
     api = APIRouter(prefix=API_PREFIX)
     for module in ROUTERS:
         api.include_router(module.router)

@@ -10,11 +10,12 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from shipyard.access import tokens
 from shipyard.access.caller import Caller
 from shipyard.runtime import Platform
+from shipyard.store.models import now_ms
 
 bearer = HTTPBearer(auto_error=False, description="An API token: 'shipyard token create' makes one.")
 
 
-def get_platform(request: Request) -> Platform:
+async def get_platform(request: Request) -> Platform:
     platform: Platform = request.app.state.platform
     return platform
 
@@ -28,7 +29,24 @@ def get_caller(
     with platform.db.session() as session:
         caller = tokens.authenticate(session, plaintext)
     request.state.caller = caller
+    _note_use(platform, request.app.state.token_touches, caller.token_id)
     return caller
+
+
+TOUCH_EVERY_MS = 60_000
+
+
+def _note_use(platform: Platform, touches: dict[str, int], token_id: str) -> None:
+    """Keep ``last_used_at`` roughly current without a write on every request.
+
+    ``touches`` (token id -> when this process last recorded a use) lives on the app.
+    """
+    now = now_ms()
+    if now - touches.get(token_id, 0) < TOUCH_EVERY_MS:
+        return
+    touches[token_id] = now
+    with platform.db.session(write=True) as session:
+        tokens.touch(session, token_id, now, every_ms=TOUCH_EVERY_MS)
 
 
 PlatformDep = Annotated[Platform, Depends(get_platform)]

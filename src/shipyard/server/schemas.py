@@ -174,7 +174,7 @@ class RunPatch(Body):
 
 class LatestMetricOut(Out):
     key: str
-    value: float
+    value: float | None = Field(description="null when the logged value was NaN")
     step: int
     timestamp: int
 
@@ -217,7 +217,7 @@ class LogBatchIn(Body):
 
 class MetricPointOut(BaseModel):
     id: int
-    value: float
+    value: float | None = Field(description="null when the logged value was NaN")
     step: int
     timestamp: int
 

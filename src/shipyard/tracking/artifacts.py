@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from shipyard.access import blobs
 from shipyard.access.caller import Caller
 from shipyard.access.roles import Action
 from shipyard.artifacts import StoredBlob, validate_artifact_path
@@ -39,6 +40,7 @@ def record(
     else:
         artifact.digest, artifact.size, artifact.media_type = blob.digest, blob.size, media_type
         artifact.created_at, artifact.created_by = now_ms(), caller.name
+    blobs.claim(session, caller, namespace, blob)
     session.flush()
     return artifact
 

@@ -202,14 +202,15 @@ def _add_metrics(session: Session, run: Run, points: Sequence[MetricPoint]) -> N
     for key in {point.key for point in points}:  # batches repeat a few keys many times
         validate_key(key, "metric")
     run_id = run.id
-    rows: list[tuple[str, str, float, int, int]] = []
-    latest: dict[str, tuple[int, int, float]] = {}
+    rows: list[tuple[str, str, float | None, int, int]] = []
+    latest: dict[str, tuple[int, int, float | None]] = {}
     for point in points:
-        value = float(point.value)
-        if math.isnan(value):
-            raise InvalidInput(f"metric {point.key!r} at step {point.step} is NaN: log a number, or skip the point")
-        if math.isinf(value):
-            value = math.copysign(_LARGEST_FLOAT, value)
+        number = float(point.value)
+        value: float | None = number
+        if math.isnan(number):
+            value = None  # NaN (a diverged loss, say) is kept as NULL: SQLite has no NaN
+        elif math.isinf(number):
+            value = math.copysign(_LARGEST_FLOAT, number)
         timestamp = point.timestamp if point.timestamp is not None else now
         rows.append((run_id, point.key, value, point.step, timestamp))
         candidate = (point.step, timestamp, value)

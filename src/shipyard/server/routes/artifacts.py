@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
-from shipyard.access import namespaces
+from shipyard.access import blobs, namespaces
 from shipyard.access.roles import Action
 from shipyard.server.deps import CallerDep, PlatformDep
 from shipyard.server.schemas import ArtifactOut, BlobOut
@@ -86,6 +86,12 @@ async def upload_blob(namespace: str, request: Request, platform: PlatformDep, c
 
     await run_in_threadpool(check)
     blob = await platform.artifacts.put_async_chunks(request.stream(), max_bytes=platform.settings.max_artifact_bytes)
+
+    def claim() -> None:
+        with platform.db.session(write=True) as session:
+            blobs.claim(session, caller, namespace, blob)
+
+    await run_in_threadpool(claim)
     return BlobOut(digest=blob.digest, size=blob.size)
 
 
