@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Annotated
 
 import typer
 
+from shipyard.access.roles import Role
 from shipyard.cli.context import NamespaceOption, connect, one_principal
 from shipyard.cli.output import Format, OutputOption, emit, emit_outcome, emit_record
 
@@ -17,14 +17,6 @@ app = typer.Typer(
 COLUMNS = ("principal", "kind", "role", "namespace", "created_at", "created_by")
 UserOption = Annotated[str | None, typer.Option("--user", help="A user.")]
 ServiceAccountOption = Annotated[str | None, typer.Option("--service-account", help="A service account of the namespace.")]
-
-
-class Role(StrEnum):
-    VIEWER = "viewer"
-    EDITOR = "editor"
-    OPERATOR = "operator"
-    ADMIN = "admin"
-    PLATFORM_ADMIN = "platform-admin"
 
 
 def _principal(user: str | None, service_account: str | None) -> None:

@@ -156,13 +156,17 @@ def log_batch(session: Session, caller: Caller, namespace: str, run_id: str, bat
         _add_metrics(session, run, batch.metrics)
 
 
-def _set_params(session: Session, run: Run, params: dict[str, str]) -> None:
-    for key, value in params.items():
-        validate_key(key, "param")
+def _validate_entries(entries: dict[str, str], what: str, max_length: int) -> None:
+    for key, value in entries.items():
+        validate_key(key, what)
         if not isinstance(value, str):
-            raise InvalidInput(f"param {key!r} has a {type(value).__name__} value: expected a string")
-        if len(value) > MAX_PARAM_VALUE_LENGTH:
-            raise InvalidInput(f"param {key!r} is {len(value)} characters long: at most {MAX_PARAM_VALUE_LENGTH}")
+            raise InvalidInput(f"{what} {key!r} has a {type(value).__name__} value: expected a string")
+        if len(value) > max_length:
+            raise InvalidInput(f"{what} {key!r} is {len(value)} characters long: at most {max_length}")
+
+
+def _set_params(session: Session, run: Run, params: dict[str, str]) -> None:
+    _validate_entries(params, "param", MAX_PARAM_VALUE_LENGTH)
     existing = {p.key: p.value for p in session.scalars(select(Param).where(Param.run_id == run.id, Param.key.in_(list(params))))}
     for key, value in params.items():
         if key in existing:
@@ -176,12 +180,8 @@ def _set_params(session: Session, run: Run, params: dict[str, str]) -> None:
 
 
 def _set_tags(session: Session, run: Run, tags: dict[str, str]) -> None:
+    _validate_entries(tags, "tag", MAX_TAG_VALUE_LENGTH)
     for key, value in tags.items():
-        validate_key(key, "tag")
-        if not isinstance(value, str):
-            raise InvalidInput(f"tag {key!r} has a {type(value).__name__} value: expected a string")
-        if len(value) > MAX_TAG_VALUE_LENGTH:
-            raise InvalidInput(f"tag {key!r} is {len(value)} characters long: at most {MAX_TAG_VALUE_LENGTH}")
         tag = session.get(RunTag, (run.id, key))
         if tag is None:
             session.add(RunTag(run_id=run.id, key=key, value=value))
