@@ -16,13 +16,16 @@ import os
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import httpx
 
 from shipyard.errors import ERRORS_BY_CODE, ClientError, IntegrityFailure, InvalidInput, ShipyardError
 from shipyard.settings import Settings
+
+if TYPE_CHECKING:
+    from shipyard.registry.predictor import Predictor
 
 CHUNK = 1024 * 1024
 RETRY_STATUSES = frozenset({502, 503, 504})
@@ -503,13 +506,16 @@ class Client:
         description: str = "",
         tags: Mapping[str, str] | None = None,
         trust_pickle: bool = False,
+        onnx: bool = True,
     ) -> JSON:
         """Save ``model`` (skops, ONNX; pickle only with ``trust_pickle``) and register a version.
 
         With ``training_data`` the signature is inferred from it (and the model's
         predictions on a sample), and its digest is recorded as the version's dataset.
         With ``run_id`` the file is also kept as a run artifact, and the version links to
-        the run's params, metrics and code version.
+        the run's params, metrics and code version. A scikit-learn model with
+        ``training_data`` also gets an ONNX export for fast serving (``onnx=False`` skips
+        it); when it cannot be converted faithfully, tag ``onnx.skipped`` says why.
         """
         from shipyard.registry import fingerprint, formats, signature  # NumPy only when models are involved
 
@@ -523,6 +529,16 @@ class Client:
             if not found_datasets:
                 found_datasets = [fingerprint.describe_dataset(training_data, "training")]
         blob = self.upload_blob(data, namespace=namespace)
+        all_tags = dict(tags or {})
+        onnx_digest = None
+        if onnx and fmt == formats.SKLEARN and training_data is not None:
+            from shipyard.registry import onnx_export
+
+            exported = onnx_export.export(model, training_data)
+            if exported.data is not None:
+                onnx_digest = self.upload_blob(exported.data, namespace=namespace)["digest"]
+            else:
+                all_tags["onnx.skipped"] = exported.skipped
         if run_id is not None:
             self.upload_artifact(run_id, data, f"model/{formats.FILE_NAMES[fmt]}", namespace=namespace)
         try:
@@ -535,13 +551,14 @@ class Client:
             namespace=namespace,
             artifact_digest=blob["digest"],
             format=fmt,
+            onnx_digest=onnx_digest,
             signature=sig,
             metrics=dict(metrics) if metrics is not None else None,
             run_id=run_id,
             datasets=found_datasets,
             code_version=code_version,
             description=description,
-            tags=dict(tags or {}),
+            tags=all_tags,
             trust_pickle=trust_pickle,
         )
 
@@ -577,10 +594,34 @@ class Client:
         from shipyard.registry import formats
 
         found = self.get_model_version(name, version, alias=alias, namespace=namespace)
-        data = self._fetch_bytes(f"/namespaces/{self._ns(namespace)}/models/{_q(name)}/versions/{found['version']}/artifact")
-        if hashlib.sha256(data).hexdigest() != found["artifact_digest"]:
-            raise IntegrityFailure(f"model {name} v{found['version']} does not match its registered digest")
+        data = self._model_file(name, found, namespace, "main")
         return formats.load_model(data, found["format"], trust_pickle=trust_pickle)
+
+    def load_predictor(
+        self,
+        name: str,
+        version: int | None = None,
+        *,
+        alias: str | None = None,
+        namespace: str | None = None,
+        trust_pickle: bool = False,
+    ) -> Predictor:
+        """Like ``load_model``, wrapped in a ``Predictor`` that runs the ONNX export when the version has one."""
+        from shipyard.registry import formats
+
+        found = self.get_model_version(name, version, alias=alias, namespace=namespace)
+        data = self._model_file(name, found, namespace, "main")
+        onnx_data = self._model_file(name, found, namespace, "onnx") if found.get("onnx_digest") else None
+        return formats.load_for_serving(data, found["format"], onnx_data, trust_pickle=trust_pickle)
+
+    def _model_file(self, name: str, found: JSON, namespace: str | None, variant: str) -> bytes:
+        """A version's main file or ONNX export, checked against the digest it was registered with."""
+        expected = found["onnx_digest"] if variant == "onnx" else found["artifact_digest"]
+        url = f"/namespaces/{self._ns(namespace)}/models/{_q(name)}/versions/{found['version']}/artifact"
+        data = self._fetch_bytes(url + ("?variant=onnx" if variant == "onnx" else ""))
+        if hashlib.sha256(data).hexdigest() != expected:
+            raise IntegrityFailure(f"model {name} v{found['version']} ({variant}) does not match its registered digest")
+        return data
 
     def set_alias(self, name: str, alias: str, version: int, *, namespace: str | None = None) -> JSON:
         result: JSON = self.request(
@@ -598,6 +639,111 @@ class Client:
 
     def alias_history(self, name: str, alias: str, *, namespace: str | None = None) -> list[JSON]:
         return list(self.request("GET", f"/namespaces/{self._ns(namespace)}/models/{_q(name)}/aliases/{_q(alias)}/history"))
+
+    # -- serving ------------------------------------------------------------------
+
+    def create_endpoint(
+        self, name: str, *, namespace: str | None = None, description: str = "", audience: Mapping[str, Any] | None = None
+    ) -> JSON:
+        """Create an endpoint; ``audience`` is {"namespace": bool, "principals": [...], "anonymous": bool}."""
+        body = {"name": name, "description": description, "audience": dict(audience or {})}
+        result: JSON = self.request("POST", f"/namespaces/{self._ns(namespace)}/endpoints", json=body)
+        return result
+
+    def get_endpoint(self, name: str, *, namespace: str | None = None) -> JSON:
+        result: JSON = self.request("GET", f"/namespaces/{self._ns(namespace)}/endpoints/{_q(name)}")
+        return result
+
+    def list_endpoints(self, *, namespace: str | None = None) -> list[JSON]:
+        return list(self.request("GET", f"/namespaces/{self._ns(namespace)}/endpoints"))
+
+    def update_endpoint(
+        self,
+        name: str,
+        *,
+        namespace: str | None = None,
+        description: str | None = None,
+        audience: Mapping[str, Any] | None = None,
+    ) -> JSON:
+        body = {
+            k: v
+            for k, v in {"description": description, "audience": dict(audience) if audience is not None else None}.items()
+            if v is not None
+        }
+        result: JSON = self.request(
+            "PATCH", f"/namespaces/{self._ns(namespace)}/endpoints/{_q(name)}", json=body, idempotent=True
+        )
+        return result
+
+    def delete_endpoint(self, name: str, *, namespace: str | None = None) -> None:
+        self.request("DELETE", f"/namespaces/{self._ns(namespace)}/endpoints/{_q(name)}")
+
+    def create_revision(
+        self,
+        endpoint: str,
+        routes: Sequence[Mapping[str, Any]],
+        *,
+        namespace: str | None = None,
+        shadow: Mapping[str, Any] | None = None,
+        replicas: tuple[int, int] = (1, 1),
+        sticky_header: str | None = None,
+        reason: str = "deploy",
+    ) -> JSON:
+        """A new revision: ``routes`` are {"model", "version" | "alias", "weight"} adding up to 100."""
+        body = {
+            "routes": [dict(r) for r in routes],
+            "shadow": dict(shadow) if shadow is not None else None,
+            "replicas": {"min": replicas[0], "max": replicas[1]},
+            "sticky_header": sticky_header,
+            "reason": reason,
+        }
+        result: JSON = self.request("POST", f"/namespaces/{self._ns(namespace)}/endpoints/{_q(endpoint)}/revisions", json=body)
+        return result
+
+    def deploy(
+        self,
+        endpoint: str,
+        model: str,
+        *,
+        version: int | None = None,
+        alias: str | None = None,
+        namespace: str | None = None,
+        audience: Mapping[str, Any] | None = None,
+        replicas: tuple[int, int] = (1, 1),
+    ) -> JSON:
+        """Serve one model version (or whatever ``alias`` points at) on ``endpoint``, creating it if needed."""
+        if (version is None) == (alias is None):
+            raise InvalidInput("deploy names exactly one of version or alias")
+        try:
+            self.get_endpoint(endpoint, namespace=namespace)
+        except ShipyardError as exc:
+            if exc.code != "not_found":
+                raise
+            self.create_endpoint(endpoint, namespace=namespace, audience=audience)
+        route: dict[str, Any] = {"model": model, "weight": 100, "version": version, "alias": alias}
+        route = {k: v for k, v in route.items() if v is not None}
+        return self.create_revision(endpoint, [route], namespace=namespace, replicas=replicas)
+
+    def list_revisions(self, endpoint: str, *, namespace: str | None = None) -> list[JSON]:
+        return list(self.request("GET", f"/namespaces/{self._ns(namespace)}/endpoints/{_q(endpoint)}/revisions"))
+
+    def rollback_endpoint(self, endpoint: str, *, namespace: str | None = None) -> JSON:
+        """Serve again what the previous revision served."""
+        result: JSON = self.request("POST", f"/namespaces/{self._ns(namespace)}/endpoints/{_q(endpoint)}/rollback")
+        return result
+
+    def desired_state(self, etag: str | None = None) -> JSON | None:
+        """Every endpoint's resolved revision, or None when ``etag`` is still current (platform components)."""
+        headers = {"If-None-Match": f'"{etag}"'} if etag else None
+        response = self._http.get("/serving/desired-state", headers=headers)
+        if response.status_code == 304:
+            return None
+        result: JSON = self._decode(response)
+        return result
+
+    def introspect_token(self, token: str) -> JSON:
+        result: JSON = self.request("POST", "/tokens:introspect", json={"token": token}, idempotent=True)
+        return result
 
 
 def _chunks(handle: IO[bytes]) -> Iterable[bytes]:

@@ -6,6 +6,7 @@ is bound on the namespace ``*`` and may do everything everywhere.
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 
 from shipyard.errors import InvalidInput
@@ -54,13 +55,23 @@ SCOPE_ACTIONS: dict[str, frozenset[Action]] = {
 }
 
 
+# "invoke:<endpoint>" lets a token call one serving endpoint of its namespace and nothing else.
+INVOKE_PREFIX = "invoke:"
+_INVOKE = re.compile(r"^invoke:[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+
+
 def validate_scopes(scopes: list[str]) -> list[str]:
     if not scopes:
-        raise InvalidInput(f"a token needs at least one scope: expected some of {', '.join(SCOPES)}")
-    unknown = [s for s in scopes if s not in SCOPE_ACTIONS]
+        raise InvalidInput(f"a token needs at least one scope: expected some of {', '.join(SCOPES)} or invoke:<endpoint>")
+    unknown = [s for s in scopes if s not in SCOPE_ACTIONS and not _INVOKE.match(s)]
     if unknown:
-        raise InvalidInput(f"scopes {unknown} are unknown: expected some of {', '.join(SCOPES)}")
+        raise InvalidInput(f"scopes {unknown} are unknown: expected some of {', '.join(SCOPES)} or invoke:<endpoint>")
     return sorted(set(scopes))
+
+
+def invoke_scopes(scopes: list[str]) -> list[str]:
+    """The endpoints named by ``invoke:`` scopes."""
+    return [s[len(INVOKE_PREFIX) :] for s in scopes if s.startswith(INVOKE_PREFIX)]
 
 
 def actions_for_scopes(scopes: list[str]) -> frozenset[Action]:

@@ -10,7 +10,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from shipyard.access.caller import Caller
-from shipyard.access.roles import ALL_NAMESPACES, Action, Role, validate_scopes
+from shipyard.access.roles import ALL_NAMESPACES, INVOKE_PREFIX, Action, Role, invoke_scopes, validate_scopes
 from shipyard.errors import InvalidInput, NotFound, NotVisible, PermissionDenied, Unauthenticated
 from shipyard.store.models import Principal, RoleBinding, Token, now_ms
 
@@ -50,8 +50,12 @@ def issue(
     if principal.kind == "service_account":
         namespace = principal.namespace
     wanted = validate_scopes(scopes or ["read", "write"])
+    if invoke_scopes(wanted) and not namespace:
+        raise InvalidInput("an invoke:<endpoint> scope names an endpoint of one namespace: pass that namespace too")
     if principal.id == caller.principal_id:
-        too_wide = [s for s in wanted if s not in caller.scopes and "admin" not in caller.scopes]
+        too_wide = [
+            s for s in wanted if s not in caller.scopes and "admin" not in caller.scopes and not s.startswith(INVOKE_PREFIX)
+        ]
         if too_wide:
             raise PermissionDenied(f"a token cannot grant scopes its maker lacks: {too_wide}")
         if caller.token_namespace and namespace != caller.token_namespace:
@@ -160,3 +164,22 @@ def _require_may_manage(caller: Caller, principal: Principal) -> None:
         f"{caller.name} may not manage tokens of {display_name(principal)}: "
         "only the principal itself, its namespace's admin or a platform admin may"
     )
+
+
+def introspect(session: Session, caller: Caller, plaintext: str) -> dict[str, object]:
+    """What a token may do, for platform components (the gateway) that check callers themselves."""
+    caller.require_platform_admin("introspect tokens")
+    try:
+        subject = authenticate(session, plaintext)
+    except Unauthenticated as exc:
+        return {"active": False, "reason": exc.message}
+    token = session.get(Token, subject.token_id)
+    return {
+        "active": True,
+        "principal": subject.name,
+        "kind": subject.kind,
+        "roles": {namespace: role.value for namespace, role in subject.bindings.items()},
+        "scopes": sorted(subject.scopes),
+        "token_namespace": subject.token_namespace,
+        "expires_at": token.expires_at if token is not None else None,
+    }

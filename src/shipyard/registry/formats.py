@@ -5,6 +5,8 @@
   from the artifact, so a crafted file cannot widen what gets constructed.
 - ``onnx``: an ONNX graph, loaded into an onnxruntime session.
 - ``pickle``: refused on save and load unless the caller passes ``trust_pickle=True``.
+
+``load_for_serving`` wraps a loaded model in a ``Predictor``, preferring a version's ONNX export.
 """
 
 from __future__ import annotations
@@ -12,9 +14,12 @@ from __future__ import annotations
 import functools
 import io
 import pickle
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shipyard.errors import InvalidInput, UntrustedModel
+
+if TYPE_CHECKING:
+    from shipyard.registry.predictor import Predictor
 
 SKLEARN = "sklearn"
 ONNX = "onnx"
@@ -103,6 +108,16 @@ def load_model(data: bytes, fmt: str, *, trust_pickle: bool = False) -> Any:
         _require_trust(trust_pickle)
         return pickle.loads(data)  # noqa: S301 - guarded by an explicit trust flag
     raise InvalidInput(f"model format {fmt!r} is unknown: expected one of {', '.join(FORMATS)}")
+
+
+def load_for_serving(data_main: bytes, fmt: str, onnx_data: bytes | None = None, *, trust_pickle: bool = False) -> Predictor:
+    """A predictor for a version: onnxruntime when an ONNX file is at hand, the model itself otherwise."""
+    from shipyard.registry.predictor import OnnxPredictor, SklearnPredictor
+
+    if onnx_data is not None:
+        return OnnxPredictor(load_model(onnx_data, ONNX))
+    model = load_model(data_main, fmt, trust_pickle=trust_pickle)
+    return OnnxPredictor(model) if fmt == ONNX else SklearnPredictor(model)
 
 
 def _require_trust(trust_pickle: bool) -> None:

@@ -15,7 +15,7 @@ from shipyard.access.names import record_name
 from shipyard.access.roles import Action
 from shipyard.artifacts import ArtifactStore, validate_digest
 from shipyard.errors import AlreadyExists, InvalidInput, NotFound, UntrustedModel
-from shipyard.registry.formats import FORMATS, PICKLE
+from shipyard.registry.formats import FORMATS, ONNX, PICKLE
 from shipyard.store.models import ModelVersion, RegisteredModel, now_ms
 from shipyard.tracking import runs
 
@@ -27,6 +27,7 @@ class VersionDraft:
     artifact_digest: str
     format: str
     signature: dict[str, Any] = field(default_factory=dict)
+    onnx_digest: str | None = None
     metrics: dict[str, float] | None = None
     run_id: str | None = None
     datasets: Sequence[dict[str, Any]] = ()
@@ -107,6 +108,7 @@ def create_version(
     held = blobs.require_held(session, namespace, draft.artifact_digest)
     if not store.exists(draft.artifact_digest):
         raise InvalidInput(f"artifact {draft.artifact_digest} is not in the artifact store: upload it again before registering")
+    onnx_size = _onnx_size(session, store, namespace, draft)
     metrics = dict(draft.metrics or {})
     code_version = draft.code_version or ""
     if draft.run_id is not None:
@@ -125,6 +127,8 @@ def create_version(
         artifact_digest=draft.artifact_digest,
         artifact_size=held.size,
         format=draft.format,
+        onnx_digest=draft.onnx_digest,
+        onnx_size=onnx_size,
         signature=draft.signature,
         metrics=metrics,
         run_id=draft.run_id,
@@ -138,6 +142,19 @@ def create_version(
     model.updated_at = now_ms()
     session.flush()
     return version
+
+
+def _onnx_size(session: Session, store: ArtifactStore, namespace: str, draft: VersionDraft) -> int | None:
+    """The ONNX companion passes the same checks as the main artifact: the namespace must hold it."""
+    if draft.onnx_digest is None:
+        return None
+    if draft.format == ONNX:
+        raise InvalidInput("the version's main artifact is already ONNX: register it without onnx_digest")
+    validate_digest(draft.onnx_digest)
+    held = blobs.require_held(session, namespace, draft.onnx_digest)
+    if not store.exists(draft.onnx_digest):
+        raise InvalidInput(f"ONNX artifact {draft.onnx_digest} is not in the artifact store: upload it again before registering")
+    return held.size
 
 
 def _dataset(entry: dict[str, Any]) -> dict[str, Any]:

@@ -10,10 +10,22 @@ from shipyard._version import __version__
 from shipyard.runtime import Platform
 from shipyard.server import errors
 from shipyard.server.middleware import AuditLog, BodyLimit
-from shipyard.server.routes import artifacts, audit, experiments, health, models, namespaces, runs, tokens, users
+from shipyard.server.routes import (
+    artifacts,
+    audit,
+    endpoints,
+    experiments,
+    health,
+    models,
+    namespaces,
+    runs,
+    serving,
+    tokens,
+    users,
+)
 
 API_PREFIX = "/api/v1"
-ROUTERS = (health, namespaces, users, tokens, audit, experiments, runs, artifacts, models)
+ROUTERS = (health, namespaces, users, tokens, audit, experiments, runs, artifacts, models, endpoints, serving)
 
 log = logging.getLogger("shipyard.server")
 

@@ -118,7 +118,7 @@ class AuditLog:
 
     @staticmethod
     def _wanted(scope: Scope, status: int) -> bool:
-        if scope.get("method") in MUTATING and not scope.get("path", "").endswith(":search"):
+        if scope.get("method") in MUTATING and not scope.get("path", "").endswith((":search", ":introspect")):
             return True
         return status in (401, 403) or bool(scope.get("state", {}).get("audit_denied"))
 

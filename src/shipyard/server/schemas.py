@@ -8,6 +8,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from typing_extensions import TypedDict  # pydantic needs this one on Python 3.11
 
 Scope = Literal["read", "write", "promote", "admin"]
+TokenScope = Annotated[
+    str,
+    Field(
+        pattern=r"^(read|write|promote|admin|invoke:[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)$",
+        description="read, write, promote, admin, or invoke:<endpoint> to call one serving endpoint",
+    ),
+]
 RoleName = Literal["viewer", "editor", "operator", "admin", "platform-admin"]
 RunStatus = Literal["running", "finished", "failed", "killed", "scheduled"]
 MAX_INT64 = 2**63 - 1
@@ -79,9 +86,11 @@ class WhoAmI(Out):
 class TokenIn(Body):
     user: str | None = Field(default=None, description="User to issue for; default: the caller.")
     service_account: str | None = Field(default=None, description="Service account name (with namespace).")
-    namespace: str | None = Field(default=None, description="Namespace of the service account.")
+    namespace: str | None = Field(
+        default=None, max_length=63, description="Namespace of the service account; for a user, limits the token to it."
+    )
     name: str = Field(default="", max_length=255)
-    scopes: list[Scope] = Field(default=["read", "write"], min_length=1)
+    scopes: list[TokenScope] = Field(default=["read", "write"], min_length=1, max_length=20)
     days: int = Field(default=90, ge=1, le=3650)
 
 
@@ -299,6 +308,7 @@ class DatasetRef(BaseModel):
 class ModelVersionIn(Body):
     artifact_digest: str = Field(pattern=r"^[0-9a-f]{64}$")
     format: Literal["sklearn", "onnx", "pickle"]
+    onnx_digest: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
     signature: dict[str, Any] = Field(default_factory=dict)
     metrics: dict[str, float] | None = None
     run_id: str | None = Field(default=None, max_length=32)
@@ -320,6 +330,8 @@ class ModelVersionOut(Out):
     artifact_digest: str
     artifact_size: int
     format: str
+    onnx_digest: str | None = None
+    onnx_size: int | None = None
     signature: dict[str, Any]
     metrics: dict[str, Any]
     run_id: str | None
@@ -351,3 +363,75 @@ class ErrorOut(BaseModel):
     error: str
     message: str
     details: dict[str, Any] | None = None
+
+
+class Audience(Body):
+    namespace: bool = Field(default=True, description="Every member of the namespace may call.")
+    principals: list[str] = Field(default_factory=list, max_length=1000, description="Users, or 'sa:<namespace>/<account>'.")
+    anonymous: bool = Field(default=False, description="Anyone, without a token; only a namespace admin may set it.")
+
+
+class EndpointIn(Body):
+    name: str = Field(min_length=1, max_length=63, examples=["churn"])
+    description: str = Field(default="", max_length=10_000)
+    audience: Audience = Field(default_factory=Audience)
+
+
+class EndpointPatch(Body):
+    description: str | None = Field(default=None, max_length=10_000)
+    audience: Audience | None = None
+
+
+class ModelRef(Body):
+    model: str = Field(min_length=1, max_length=255)
+    version: int | None = Field(default=None, ge=1, le=2**31 - 1)
+    alias: str | None = Field(default=None, max_length=63)
+
+
+class RouteIn(ModelRef):
+    weight: int | None = Field(default=None, ge=0, le=100, description="Percent of traffic; default 100 for a single route.")
+
+
+class Replicas(Body):
+    min: int = Field(default=1, ge=1, le=64)
+    max: int = Field(default=1, ge=1, le=64)
+
+
+class RevisionIn(Body):
+    routes: list[RouteIn] = Field(min_length=1, max_length=10)
+    shadow: ModelRef | None = None
+    replicas: Replicas = Field(default_factory=Replicas)
+    sticky_header: str | None = Field(default=None, max_length=255)
+    reason: Literal["deploy", "traffic", "scale"] = "deploy"
+
+
+class RevisionOut(Out):
+    revision: int
+    routes: list[dict[str, Any]]
+    shadow: dict[str, Any] | None
+    replicas_min: int
+    replicas_max: int
+    sticky_header: str | None
+    reason: str
+    created_at: int
+    created_by: str
+
+
+class EndpointOut(Out):
+    id: str
+    namespace: str
+    name: str
+    description: str
+    audience: dict[str, Any]
+    current_revision: int | None
+    created_at: int
+    created_by: str
+    updated_at: int
+
+
+class EndpointDetail(EndpointOut):
+    current: RevisionOut | None
+
+
+class IntrospectIn(Body):
+    token: str = Field(min_length=1, max_length=512)

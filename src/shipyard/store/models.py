@@ -246,6 +246,9 @@ class ModelVersion(Base):
     artifact_digest: Mapped[str] = mapped_column(String(64))
     artifact_size: Mapped[int] = mapped_column(BigInteger)
     format: Mapped[str] = mapped_column(String(32))
+    # An ONNX export kept beside the main artifact, for fast serving; None when there is none.
+    onnx_digest: Mapped[str | None] = mapped_column(String(64))
+    onnx_size: Mapped[int | None] = mapped_column(BigInteger)
     signature: Mapped[dict[str, Any]] = mapped_column(default=dict)
     metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
     run_id: Mapped[str | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
@@ -281,3 +284,39 @@ class AliasChange(Base):
     action: Mapped[str] = mapped_column(String(16))
     time: Mapped[int] = mapped_column(BigInteger, default=now_ms)
     actor: Mapped[str] = mapped_column(String(255))
+
+
+class Endpoint(Base):
+    """A named serving endpoint in a namespace, and who may call it."""
+
+    __tablename__ = "endpoints"
+    __table_args__ = (UniqueConstraint("namespace", "name", name="uq_endpoints_namespace_name"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    namespace: Mapped[str] = mapped_column(String(63), index=True)
+    name: Mapped[str] = mapped_column(String(63))
+    description: Mapped[str] = mapped_column(Text, default="")
+    audience: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    current_revision: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[int] = mapped_column(BigInteger, default=now_ms)
+    created_by: Mapped[str] = mapped_column(String(255))
+    updated_at: Mapped[int] = mapped_column(BigInteger, default=now_ms)
+
+
+class EndpointRevision(Base):
+    """One immutable deployment of an endpoint: routes with weights, shadow, replicas."""
+
+    __tablename__ = "endpoint_revisions"
+    __table_args__ = (UniqueConstraint("endpoint_id", "revision", name="uq_endpoint_revisions_endpoint_revision"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    endpoint_id: Mapped[str] = mapped_column(ForeignKey("endpoints.id", ondelete="CASCADE"), index=True)
+    revision: Mapped[int] = mapped_column(Integer)
+    routes: Mapped[list[Any]] = mapped_column(default=list)
+    shadow: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    replicas_min: Mapped[int] = mapped_column(Integer, default=1)
+    replicas_max: Mapped[int] = mapped_column(Integer, default=1)
+    sticky_header: Mapped[str | None] = mapped_column(String(255))
+    reason: Mapped[str] = mapped_column(String(32), default="deploy")
+    created_at: Mapped[int] = mapped_column(BigInteger, default=now_ms)
+    created_by: Mapped[str] = mapped_column(String(255))

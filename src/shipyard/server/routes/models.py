@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, status
+from fastapi import APIRouter, Path, Query, status
 from fastapi.responses import StreamingResponse
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from shipyard.errors import NotFound
 from shipyard.registry import aliases, lineage, models
 from shipyard.registry.models import VersionDraft
 from shipyard.server.deps import CallerDep, PlatformDep
@@ -89,6 +90,7 @@ def create_version(namespace: str, name: str, body: ModelVersionIn, platform: Pl
     draft = VersionDraft(
         artifact_digest=body.artifact_digest,
         format=body.format,
+        onnx_digest=body.onnx_digest,
         signature=body.signature,
         metrics=body.metrics,
         run_id=body.run_id,
@@ -130,11 +132,20 @@ def get_lineage(namespace: str, name: str, version: VersionNumber, platform: Pla
 
 @router.get(MODEL + "/versions/{version}/artifact", response_class=StreamingResponse, summary="Download the version's model file")
 def download_version(
-    namespace: str, name: str, version: VersionNumber, platform: PlatformDep, caller: CallerDep
+    namespace: str,
+    name: str,
+    version: VersionNumber,
+    platform: PlatformDep,
+    caller: CallerDep,
+    variant: Annotated[Literal["main", "onnx"], Query(description="main: the registered file; onnx: its ONNX export")] = "main",
 ) -> StreamingResponse:
     with platform.db.session() as session:
         row = models.get_version(session, caller, namespace, name, version)
-    return stream_blob(platform, row.artifact_digest, row.artifact_size, "application/octet-stream")
+    if variant == "main":
+        return stream_blob(platform, row.artifact_digest, row.artifact_size, "application/octet-stream")
+    if row.onnx_digest is None or row.onnx_size is None:
+        raise NotFound(f"model {name!r} v{version} has no ONNX export: download variant=main instead")
+    return stream_blob(platform, row.onnx_digest, row.onnx_size, "application/octet-stream")
 
 
 @router.get(MODEL + "/aliases", response_model=list[AliasOut])

@@ -38,7 +38,9 @@ def _owner(session: Session, caller: Caller, user: str | None, service_account: 
 def create_token(body: TokenIn, platform: PlatformDep, caller: CallerDep) -> IssuedTokenOut:
     with platform.db.session(write=True) as session:
         owner = _owner(session, caller, body.user, body.service_account, body.namespace)
-        issued = tokens.issue(session, caller, owner, name=body.name, scopes=list(body.scopes), days=body.days)
+        issued = tokens.issue(
+            session, caller, owner, name=body.name, scopes=list(body.scopes), days=body.days, namespace=body.namespace or ""
+        )
         out = TokenOut.model_validate(issued.token).model_dump()
         return IssuedTokenOut(**out, token=issued.plaintext)
 
