@@ -10,6 +10,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from shipyard.access.caller import Caller
+from shipyard.access.names import namespace_name
 from shipyard.access.roles import ALL_NAMESPACES, INVOKE_PREFIX, Action, Role, invoke_scopes, validate_scopes
 from shipyard.errors import InvalidInput, NotFound, NotVisible, PermissionDenied, Unauthenticated
 from shipyard.store.models import Principal, RoleBinding, Token, now_ms
@@ -50,6 +51,8 @@ def issue(
     if principal.kind == "service_account":
         namespace = principal.namespace
     wanted = validate_scopes(scopes or ["read", "write"])
+    if namespace:
+        namespace_name(namespace)
     if invoke_scopes(wanted) and not namespace:
         raise InvalidInput("an invoke:<endpoint> scope names an endpoint of one namespace: pass that namespace too")
     if principal.id == caller.principal_id:

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from shipyard.cli import aliases, audit, experiments, models, namespaces, principals, roles, runs, tokens, up
+from shipyard.cli import aliases, audit, endpoints, experiments, models, namespaces, predict, principals, roles, runs, tokens, up
 
 app = typer.Typer(
     name="shipyard",
@@ -38,6 +38,7 @@ app.command("up")(up.up)
 app.command("whoami")(audit.whoami)
 app.command("audit")(audit.audit)
 app.command("rollback")(aliases.rollback)
+app.command("predict-batch")(predict.predict_batch)
 app.add_typer(namespaces.app, name="namespace")
 app.add_typer(principals.users, name="user")
 app.add_typer(principals.service_accounts, name="service-account")
@@ -47,6 +48,9 @@ app.add_typer(experiments.app, name="experiments")
 app.add_typer(runs.app, name="runs")
 app.add_typer(models.app, name="models")
 app.add_typer(aliases.app, name="alias")
+app.add_typer(endpoints.app, name="endpoint")
+app.command("deploy")(endpoints.deploy)
+app.command("traffic")(endpoints.traffic)
 
 
 def main() -> None:
