@@ -69,7 +69,15 @@ class ServerProcess:
     def start(self) -> None:
         self.starts += 1
         self.log_path = self.log_dir / f"server-{self.starts}.log"
-        command = [str(Path(sys.executable).parent / "shipyard"), "--home", str(self.home), "up", "--port", str(self.port)]
+        command = [
+            str(Path(sys.executable).parent / "shipyard"),
+            "--home",
+            str(self.home),
+            "up",
+            "--port",
+            str(self.port),
+            "--no-gateway",
+        ]
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
                 command, stdout=log, stderr=subprocess.STDOUT, env=self.env, start_new_session=True, cwd=self.log_dir

@@ -170,3 +170,17 @@ def test_a_digest_uploaded_in_another_namespace_cannot_be_registered(platform: P
     # Once the same bytes are uploaded into this namespace, they are this namespace's to use.
     assert held_blob(platform, TEAM, b"another team's model") == theirs
     assert _register(platform, VersionDraft(theirs, "sklearn")) == 1
+
+
+def test_an_onnx_export_must_be_held_by_the_namespace_like_the_main_file(platform: Platform, digest: str) -> None:
+    theirs = held_blob(platform, OTHER, b"another team's onnx")
+    with pytest.raises(InvalidInput, match="has not been uploaded to namespace 'team-a'"):
+        _register(platform, VersionDraft(digest, "sklearn", onnx_digest=theirs))
+    with pytest.raises(InvalidInput, match="already ONNX"):
+        _register(platform, VersionDraft(digest, "onnx", onnx_digest=digest))
+    ours = held_blob(platform, TEAM, b"onnx bytes")
+    version = _register(platform, VersionDraft(digest, "sklearn", onnx_digest=ours))
+    with platform.db.session() as session:
+        row = models.get_version(session, SYSTEM, TEAM, "churn", version)
+        assert (row.onnx_digest, row.onnx_size) == (ours, len(b"onnx bytes"))
+        assert (row.artifact_digest, row.artifact_size) == (digest, len(b"model bytes"))

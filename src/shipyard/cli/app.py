@@ -8,7 +8,21 @@ from typing import Annotated
 
 import typer
 
-from shipyard.cli import aliases, audit, endpoints, experiments, models, namespaces, predict, principals, roles, runs, tokens, up
+from shipyard.cli import (
+    aliases,
+    audit,
+    endpoints,
+    experiments,
+    gateway,
+    models,
+    namespaces,
+    predict,
+    principals,
+    roles,
+    runs,
+    tokens,
+    up,
+)
 
 app = typer.Typer(
     name="shipyard",
@@ -35,6 +49,7 @@ def main_options(
 
 
 app.command("up")(up.up)
+app.command("gateway")(gateway.gateway)
 app.command("whoami")(audit.whoami)
 app.command("audit")(audit.audit)
 app.command("rollback")(aliases.rollback)

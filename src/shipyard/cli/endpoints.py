@@ -139,13 +139,14 @@ def traffic(
 ) -> None:
     """Split traffic between versions (A/B, canary), optionally with a shadow and sticky routing."""
     parsed = [parse_route(r) for r in routes]
+    shadow_ref = parse_ref(shadow) if shadow else None  # a usage error before any call to the API
     with connect() as client:
         current = client.get_endpoint(endpoint, namespace=namespace).get("current") or {}
         revision = client.create_revision(
             endpoint,
             parsed,
             namespace=namespace,
-            shadow=parse_ref(shadow) if shadow else None,
+            shadow=shadow_ref,
             replicas=(current.get("replicas_min", 1), current.get("replicas_max", 1)),
             sticky_header=sticky_header,
             reason="traffic",

@@ -30,7 +30,7 @@ def export(model: Any, training_data: Any, *, sample_rows: int = SAMPLE_ROWS) ->
     """Convert a fitted estimator to ONNX (float input ``input`` of shape [None, n_features])."""
     try:
         features = _numeric_matrix(training_data)
-    except ValueError as exc:
+    except (TypeError, ValueError) as exc:
         return Export(None, str(exc))
     sample = training_data[:sample_rows] if hasattr(training_data, "__getitem__") else training_data
     matrix = features[:sample_rows]
@@ -51,8 +51,10 @@ def _numeric_matrix(training_data: Any) -> Any:
     import numpy as np
 
     if hasattr(training_data, "dtypes") and hasattr(training_data, "columns"):
+        from pandas.api.types import is_bool_dtype, is_numeric_dtype
+
         for name, dtype in training_data.dtypes.items():
-            if not (np.issubdtype(np.dtype(dtype), np.number) or np.dtype(dtype) == np.bool_):
+            if not (is_numeric_dtype(dtype) or is_bool_dtype(dtype)):
                 raise ValueError(f"column {name!r} is {dtype}: ONNX export takes numeric features only")
     array = np.asarray(training_data)
     if array.ndim != 2:

@@ -7,6 +7,7 @@ from typing import Any, Protocol
 from urllib.parse import quote
 
 from shipyard.client import Client
+from shipyard.errors import ShipyardError
 
 
 class ControlPlane(Protocol):
@@ -26,13 +27,10 @@ class SdkControlPlane:
         self.client = client
 
     def desired_state(self, etag: str | None) -> Mapping[str, Any] | None:
-        headers = {"If-None-Match": f'"{etag}"'} if etag else None
-        found: Mapping[str, Any] | None = self.client.request("GET", "/serving/desired-state", headers=headers)
-        return found
+        return self.client.desired_state(etag)
 
     def introspect_token(self, token: str) -> Mapping[str, Any]:
-        found: Mapping[str, Any] = self.client.request("POST", "/tokens:introspect", json={"token": token}, idempotent=True)
-        return found
+        return self.client.introspect_token(token)
 
     def model_file(self, namespace: str, model: str, version: int, *, onnx: bool) -> bytes:
         url = f"/namespaces/{quote(namespace, safe='')}/models/{quote(model, safe='')}/versions/{int(version)}/artifact"
@@ -40,3 +38,10 @@ class SdkControlPlane:
 
     def close(self) -> None:
         self.client.close()
+
+
+class ControlPlaneUnavailable(ShipyardError):
+    """The control plane did not answer a question the gateway cannot answer alone (a token check)."""
+
+    status_code = 503
+    code = "unavailable"

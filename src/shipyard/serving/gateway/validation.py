@@ -95,7 +95,27 @@ class Tensor:
     field: str
 
 
-Payload = Rows | Records | Columns | Tensor
+@dataclass(frozen=True, slots=True)
+class Split:
+    """Pandas ``split`` orientation: column names and rows of values."""
+
+    columns: Sequence[Any] | None
+    data: Sequence[Any]
+    field: str
+
+
+Payload = Rows | Records | Columns | Split | Tensor
+
+
+def payload_of(values: Any, field: str) -> Payload:
+    """Rows, records or columns, told apart by their JSON shape."""
+    if isinstance(values, dict):
+        return Columns(values, field)
+    if isinstance(values, list) and values and isinstance(values[0], dict):
+        return Records(values, field)
+    if isinstance(values, list):
+        return Rows(values, field)
+    raise InvalidInput(f"{field} is {_describe(values)}: expected a list of rows, a list of objects, or an object of columns")
 
 
 def parse_json(body: bytes) -> Any:
@@ -122,6 +142,8 @@ def to_matrix(payload: Payload, schema: InputSchema) -> np.ndarray[Any, Any]:
         matrix = _from_records(payload.values, schema, payload.field)
     elif isinstance(payload, Columns):
         matrix = _from_columns(payload.values, schema, payload.field)
+    elif isinstance(payload, Split):
+        matrix = _from_split(payload, schema)
     else:
         matrix = _from_tensor(payload.array, schema, payload.field)
     return matrix
@@ -169,9 +191,7 @@ def _from_records(records: Sequence[Any], schema: InputSchema, field: str) -> np
         extra = [key for key in record if key not in known]
         if extra:
             raise InvalidInput(f"{field}[{i}] has unknown column(s) {extra[:5]}: expected {_names(names)}")
-        out.append(
-            [_number(record.get(name, _MISSING), schema, j, f"{field}[{i}].{name}") for j, name in enumerate(names)]
-        )
+        out.append([_number(record.get(name, _MISSING), schema, j, f"{field}[{i}].{name}") for j, name in enumerate(names)])
     return np.array(out, dtype=np.float64)
 
 
@@ -192,6 +212,20 @@ def _from_columns(columns: Mapping[str, Any], schema: InputSchema, field: str) -
         values = columns.get(name, [None] * count)
         out[:, j] = [_number(v, schema, j, f"{field}.{name}[{i}]") for i, v in enumerate(values)]
     return out
+
+
+def _from_split(split: Split, schema: InputSchema) -> np.ndarray[Any, Any]:
+    columns = list(split.columns) if split.columns is not None else None
+    if columns is None or schema.names is None or tuple(columns) == schema.names:
+        return _from_rows(split.data, schema, f"{split.field}.data")
+    if not isinstance(split.data, list):
+        raise InvalidInput(f"{split.field}.data is {_describe(split.data)}: expected a list of rows")
+    records: list[Any] = []
+    for i, row in enumerate(split.data):
+        if not isinstance(row, list) or len(row) != len(columns):
+            raise InvalidInput(f"{split.field}.data[{i}] is {_describe(row)}: expected {len(columns)} values, one per column")
+        records.append(dict(zip(columns, row, strict=True)))
+    return _from_records(records, schema, f"{split.field}.data")
 
 
 def _from_tensor(array: np.ndarray[Any, Any], schema: InputSchema, field: str) -> np.ndarray[Any, Any]:
