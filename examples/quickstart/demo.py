@@ -119,7 +119,7 @@ def start_server(home: Path, port: int) -> tuple[subprocess.Popen[bytes], str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHIPYARD_")}
     with open(home / "server.log", "wb") as log:
         process = subprocess.Popen(
-            [str(shipyard_cli), "--home", str(home), "up", "--port", str(port)],
+            [str(shipyard_cli), "--home", str(home), "up", "--port", str(port), "--no-gateway"],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

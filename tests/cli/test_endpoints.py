@@ -85,22 +85,24 @@ def test_deploy_traffic_revisions_and_rollback(shipyard: Invoke, client: Client,
     assert "rollback" in shipyard("endpoint", "rollback", "churn").stdout
 
 
-@pytest.mark.parametrize(
-    "args",
-    [
-        ("traffic", "churn", "churn:1"),
-        ("traffic", "churn", "churn:1=ninety"),
-        ("traffic", "churn", "churn=100"),
-        ("traffic", "churn", "churn:1=90", "churn:x=10"),
-        ("traffic", "churn", "churn:1=100", "--shadow", "churn"),
-        ("deploy", "churn", "churn"),
-        ("deploy", "churn", "churn@Production"),
-        ("deploy", "churn", "churn:1", "--replicas", "0"),
-    ],
-)
-def test_malformed_model_references_are_usage_errors(shipyard: Invoke, args: tuple[str, ...]) -> None:
-    result = shipyard(*args, code=2)
-    assert "Invalid value" in result.output
+MALFORMED: list[tuple[str, ...]] = [
+    ("traffic", "churn", "churn:1"),
+    ("traffic", "churn", "churn:1=ninety"),
+    ("traffic", "churn", "churn=100"),
+    ("traffic", "churn", "churn:1=90", "churn:x=10"),
+    ("traffic", "churn", "churn:1=100", "--shadow", "churn"),
+    ("deploy", "churn", "churn"),
+    ("deploy", "churn", "churn@Production"),
+    ("deploy", "churn", "churn:1", "--replicas", "0"),
+]
+
+
+def test_malformed_model_references_are_usage_errors(shipyard: Invoke, client: Client) -> None:
+    for args in MALFORMED:
+        result = shipyard(*args, code=2)
+        assert "Invalid value" in result.output, args
+    # Refused before any call to the API: nothing was created.
+    assert client.list_endpoints() == []
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
