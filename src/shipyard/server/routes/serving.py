@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Header, Response, status
 
 from shipyard.access import tokens
@@ -21,9 +22,9 @@ def desired_state(
     with platform.db.session() as session:
         document = desired.build(session, caller)
     etag = f'"{document["etag"]}"'
-    if if_none_match is not None and if_none_match.strip() in (etag, document["etag"]):
+    if if_none_match is not None and if_none_match.strip().removeprefix("W/") in (etag, document["etag"]):
         return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag})
-    return document
+    return Response(orjson.dumps(document), media_type="application/json", headers={"ETag": etag})
 
 
 @router.post("/tokens:introspect", summary="What a token may do (platform admins, for gateways)")
