@@ -593,8 +593,7 @@ class Client:
         """Download a version (by number or alias), check its digest, and load it."""
         from shipyard.registry import formats
 
-        found = self.get_model_version(name, version, alias=alias, namespace=namespace)
-        data = self._model_file(name, found, namespace, "main")
+        found, data, _ = self._version_files(name, version, alias, namespace, with_onnx=False)
         return formats.load_model(data, found["format"], trust_pickle=trust_pickle)
 
     def load_predictor(
@@ -609,10 +608,17 @@ class Client:
         """Like ``load_model``, wrapped in a ``Predictor`` that runs the ONNX export when the version has one."""
         from shipyard.registry import formats
 
+        found, data, onnx_data = self._version_files(name, version, alias, namespace, with_onnx=True)
+        return formats.load_for_serving(data, found["format"], onnx_data, trust_pickle=trust_pickle)
+
+    def _version_files(
+        self, name: str, version: int | None, alias: str | None, namespace: str | None, *, with_onnx: bool
+    ) -> tuple[JSON, bytes, bytes | None]:
+        """A version's record, its model file and (when asked and present) its ONNX export, digests checked."""
         found = self.get_model_version(name, version, alias=alias, namespace=namespace)
         data = self._model_file(name, found, namespace, "main")
-        onnx_data = self._model_file(name, found, namespace, "onnx") if found.get("onnx_digest") else None
-        return formats.load_for_serving(data, found["format"], onnx_data, trust_pickle=trust_pickle)
+        onnx_data = self._model_file(name, found, namespace, "onnx") if with_onnx and found.get("onnx_digest") else None
+        return found, data, onnx_data
 
     def _model_file(self, name: str, found: JSON, namespace: str | None, variant: str) -> bytes:
         """A version's main file or ONNX export, checked against the digest it was registered with."""
