@@ -13,28 +13,19 @@ from starlette.testclient import TestClient
 
 from shipyard.serving.gateway.app import create_app
 from shipyard.serving.gateway.config import GatewayConfig
-from tests.serving.gateway.fakes import FakeControlPlane, breast_cancer_models
+from tests.serving.gateway.fakes import FakeControlPlane
 
 NS = "team-a"
 MEMBER = "member-token"
 STRANGER = "stranger-token"
 
 
-@pytest.fixture(scope="module")
-def trained() -> tuple[Any, Any, Any]:
-    return breast_cancer_models()
-
-
 @pytest.fixture
-def control(trained: tuple[Any, Any, Any]) -> FakeControlPlane:
-    x, first, second = trained
-    fake = FakeControlPlane()
-    fake.add_model(NS, "clf", 1, first, x)
-    fake.add_model(NS, "clf", 2, second, x)
-    fake.deploy(NS, "ep", [("clf", 1, 100)])
-    fake.add_token(MEMBER, "alice", {NS: "viewer"})
-    fake.add_token(STRANGER, "mallory", {"team-b": "admin"})
-    return fake
+def control(control: FakeControlPlane) -> FakeControlPlane:
+    """The shared fake, plus a member of the namespace and a member of another one."""
+    control.add_token(MEMBER, "alice", {NS: "viewer"})
+    control.add_token(STRANGER, "mallory", {"team-b": "admin"})
+    return control
 
 
 @pytest.fixture

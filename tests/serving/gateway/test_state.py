@@ -6,24 +6,9 @@ import pytest
 
 from shipyard.serving.gateway import models
 from shipyard.serving.gateway.state import StatePoller
-from tests.serving.gateway.fakes import FakeControlPlane, breast_cancer_models
+from tests.serving.gateway.fakes import FakeControlPlane
 
 NS = "team-a"
-
-
-@pytest.fixture(scope="module")
-def trained() -> tuple[Any, Any, Any]:
-    return breast_cancer_models()
-
-
-@pytest.fixture
-def control(trained: tuple[Any, Any, Any]) -> FakeControlPlane:
-    x, first, second = trained
-    fake = FakeControlPlane()
-    fake.add_model(NS, "clf", 1, first, x)
-    fake.add_model(NS, "clf", 2, second, x)
-    fake.deploy(NS, "ep", [("clf", 1, 100)])
-    return fake
 
 
 def test_first_poll_loads_and_swaps_in_a_table(control: FakeControlPlane) -> None:
