@@ -10,11 +10,13 @@ URL scheme (every answer carries ``X-Request-Id`` and ``X-Model-Version``):
     GET  /v2/models/{ns}.{endpoint}[/versions/{v}]              metadata
     GET  /v2/models/{ns}.{endpoint}[/versions/{v}]/ready
     POST /v2/models/{ns}.{endpoint}[/versions/{v}]/infer
+    GET  /metrics                                               Prometheus, all workers
 """
 
 from __future__ import annotations
 
 import logging
+import random
 import re
 import time
 import uuid
@@ -33,22 +35,26 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from shipyard.client import Client
-from shipyard.errors import NotFound, PayloadTooLarge, ShipyardError, Unauthenticated
+from shipyard.errors import NotFound, PayloadTooLarge, PermissionDenied, ShipyardError, Unauthenticated
 from shipyard.serving.gateway import router
 from shipyard.serving.gateway.audience import Identity, TokenCache, authorize
 from shipyard.serving.gateway.config import GatewayConfig
 from shipyard.serving.gateway.control import ControlPlane, ControlPlaneUnavailable, SdkControlPlane
+from shipyard.serving.gateway.metrics import UNKNOWN, GatewayMetrics
 from shipyard.serving.gateway.models import ServedModel
+from shipyard.serving.gateway.prediction_log import PredictionLog, PredictionRecord
 from shipyard.serving.gateway.protocols import mlflow, v1, v2
-from shipyard.serving.gateway.state import ServedEndpoint, StatePoller
+from shipyard.serving.gateway.state import Batching, ServedEndpoint, StatePoller
 from shipyard.serving.gateway.validation import Payload, to_matrix
+from shipyard.settings import Settings
 
 log = logging.getLogger("shipyard.serving.gateway")
 
 JSON_TYPE = "application/json"
+CONTENT_TYPE_METRICS = "text/plain; version=0.0.4; charset=utf-8"
 NO_MODEL = "none"
 STARTUP_WAIT_S = 30.0  # past it, a worker starts anyway and keeps polling
-INLINE_ROWS = 64  # bigger batches predict in a thread so the event loop keeps serving
+INLINE_ROWS = 64
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
@@ -62,10 +68,26 @@ class ModelFailed(ShipyardError):
 class Gateway:
     """Request handling for one worker; the routing table lives in ``poller.table``."""
 
-    def __init__(self, control: ControlPlane, config: GatewayConfig) -> None:
+    def __init__(self, control: ControlPlane, config: GatewayConfig, prediction_log: PredictionLog | None = None) -> None:
         self.config = config
-        self.poller = StatePoller(control, config.poll_seconds)
+        self.metrics = GatewayMetrics()
+        batching = Batching(config.batch_max_size, config.batch_max_wait_ms / 1000.0, self.metrics.batch_size.observe)
+        self.poller = StatePoller(control, config.poll_seconds, batching=batching, on_load=self._loaded)
         self.tokens = TokenCache(control.introspect_token, config.token_ttl_seconds)
+        self.prediction_log = prediction_log
+        self.log_rate = config.prediction_log_rate if prediction_log is not None else 0.0
+        if prediction_log is not None:
+            prediction_log.on_written = self._logged
+
+    def _sampled(self) -> bool:
+        return self.log_rate > 0 and random.random() < self.log_rate  # noqa: S311 (sampling, not secrecy)
+
+    def _logged(self, written: int, dropped: int) -> None:
+        self.metrics.logged.labels("written").inc(written)
+        self.metrics.logged.labels("dropped").inc(dropped)
+
+    def _loaded(self, namespace: str, model: str, version: int, seconds: float) -> None:
+        self.metrics.model_load.labels(namespace, model, str(version)).observe(seconds)
 
     # -- routes -------------------------------------------------------------------
 
@@ -85,6 +107,7 @@ class Gateway:
             Route(pinned + "/ready", self.v2_model_ready, methods=["GET"]),
             Route(model + "/infer", self.v2_infer, methods=["POST"]),
             Route(pinned + "/infer", self.v2_infer, methods=["POST"]),
+            Route("/metrics", self.scrape, methods=["GET"]),
         ]
 
     async def v1_predict(self, request: Request) -> Response:
@@ -109,6 +132,21 @@ class Gateway:
     async def ready(self, request: Request) -> Response:
         ready = self.poller.ready.is_set()
         return _json({"ready": ready}, 200 if ready else 503, _request_id(request), NO_MODEL)
+
+    async def scrape(self, request: Request) -> Response:
+        """Prometheus metrics: platform admins only (labels name every endpoint) unless SHIPYARD_GATEWAY_METRICS_PUBLIC."""
+        request_id = _request_id(request)
+        if not self.config.metrics_public:
+            try:
+                identity = await self._identity(request)
+                if identity is None or not identity.usable(int(time.time() * 1000)):
+                    raise Unauthenticated("/metrics needs a platform admin's token: send 'Authorization: Bearer <token>'")
+                if not identity.platform_admin:
+                    raise PermissionDenied("/metrics shows every namespace's endpoints: it needs a platform admin's token")
+            except ShipyardError as exc:
+                return _error(exc, request_id, NO_MODEL)
+        body = await run_in_threadpool(self.metrics.render)
+        return Response(body, 200, _headers(request_id, NO_MODEL), media_type=CONTENT_TYPE_METRICS)
 
     async def v1_model_status(self, request: Request) -> Response:
         request_id = _request_id(request)
@@ -140,12 +178,16 @@ class Gateway:
     # -- the hot path -------------------------------------------------------------
 
     async def _predict(self, request: Request, namespace: str, name: str, protocol: str, version: int | None = None) -> Response:
+        started = time.perf_counter()
         request_id = _request_id(request)
-        label = NO_MODEL
+        endpoint: ServedEndpoint | None = None
+        served: ServedModel | None = None
+        rows: np.ndarray[Any, Any] | None = None
+        in_flight = self.metrics.in_flight
+        in_flight.inc()
         try:
             endpoint = await self._endpoint(request, namespace, name)
             served = self._pick(endpoint, request, version)
-            label = served.label
             body = await self._body(request)
             infer: v2.InferRequest | None = None
             payload: Payload
@@ -157,7 +199,14 @@ class Gateway:
             rows = to_matrix(payload, served.schema)
             predictions, probabilities = await _run(served, rows, with_proba=infer is not None)
         except ShipyardError as exc:
-            return _error(exc, request_id, label, v2_style=protocol == "v2")
+            in_flight.dec()
+            self._failed(exc, request_id, protocol, endpoint, served, rows, started)
+            return _error(exc, request_id, served.label if served else NO_MODEL, v2_style=protocol == "v2")
+        except BaseException:
+            in_flight.dec()
+            raise
+        in_flight.dec()
+        label = served.label
         headers = _headers(request_id, label)
         if infer is not None:
             content, header_length = v2.render(infer, f"{namespace}.{name}", served, predictions, probabilities)
@@ -167,10 +216,65 @@ class Gateway:
             content = v1.render(predictions, label, f"{endpoint.key}@{endpoint.revision}")
         else:
             content = mlflow.render(predictions)
+        seconds = time.perf_counter() - started
+        series = self.metrics.series(namespace, name, label, protocol)
+        series.ok.inc()
+        series.latency.observe(seconds)
+        if self._sampled():
+            self._record(request_id, protocol, endpoint, served, 200, seconds, rows, predictions, None)
         task = None
         if endpoint.shadow is not None:
             task = BackgroundTask(router.run_shadow, endpoint, endpoint.shadow, rows, request_id, label)
         return Response(content, 200, headers, media_type=JSON_TYPE, background=task)
+
+    def _failed(
+        self,
+        exc: ShipyardError,
+        request_id: str,
+        protocol: str,
+        endpoint: ServedEndpoint | None,
+        served: ServedModel | None,
+        rows: np.ndarray[Any, Any] | None,
+        started: float,
+    ) -> None:
+        seconds = time.perf_counter() - started
+        # Only endpoints that exist get their own label values: made-up names must not grow the series.
+        namespace, name = (endpoint.namespace, endpoint.name) if endpoint is not None else (UNKNOWN, UNKNOWN)
+        label = served.label if served is not None else UNKNOWN
+        self.metrics.failed(namespace, name, label, protocol, exc.status_code, exc.code, seconds)
+        if endpoint is not None and self._sampled():
+            self._record(request_id, protocol, endpoint, served, exc.status_code, seconds, rows, None, exc.message)
+
+    def _record(
+        self,
+        request_id: str,
+        protocol: str,
+        endpoint: ServedEndpoint,
+        served: ServedModel | None,
+        status: int,
+        seconds: float,
+        rows: np.ndarray[Any, Any] | None,
+        outputs: list[Any] | None,
+        error: str | None,
+    ) -> None:
+        assert self.prediction_log is not None
+        self.prediction_log.add(
+            PredictionRecord(
+                request_id=request_id,
+                timestamp_ms=int(time.time() * 1000),
+                namespace=endpoint.namespace,
+                endpoint=endpoint.name,
+                revision=endpoint.revision,
+                model=served.model if served is not None else None,
+                version=served.version if served is not None else None,
+                protocol=protocol,
+                status=status,
+                latency_ms=seconds * 1000.0,
+                inputs=rows,
+                outputs=outputs,
+                error=error,
+            )
+        )
 
     async def _resolve(self, request: Request, model: str, version: int | None) -> tuple[ServedEndpoint, ServedModel]:
         namespace, name = _model_name(model)
@@ -237,19 +341,21 @@ Answer = tuple[list[Any], list[list[float]] | None]
 
 async def _run(served: ServedModel, rows: np.ndarray[Any, Any], *, with_proba: bool) -> Answer:
     def predict() -> Answer:
-        try:
-            if with_proba:
-                return served.predictor.predict_with_proba(rows)
-            return served.predictor.predict(rows), None
-        except ShipyardError:
-            raise
-        except Exception as exc:
-            log.exception("model %s failed", served.label)
-            raise ModelFailed(f"model {served.label} failed on {len(rows)} row(s): {type(exc).__name__}") from exc
+        if with_proba:
+            return served.predictor.predict_with_proba(rows)
+        return served.predictor.predict(rows), None
 
-    if len(rows) <= INLINE_ROWS:
+    try:
+        if len(rows) > INLINE_ROWS:  # big requests predict in a thread, so the event loop keeps serving
+            return await run_in_threadpool(predict)
+        if served.batcher is not None:
+            return await served.batcher.predict(rows, with_proba)
         return predict()
-    return await run_in_threadpool(predict)
+    except ShipyardError:
+        raise
+    except Exception as exc:
+        log.exception("model %s failed", served.label)
+        raise ModelFailed(f"model {served.label} failed on {len(rows)} row(s): {type(exc).__name__}") from exc
 
 
 # -- small helpers --------------------------------------------------------------------
@@ -297,12 +403,20 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return _json({"error": code, "message": message}, status, _request_id(request), NO_MODEL)
 
 
-def create_app(control: ControlPlane, config: GatewayConfig | None = None, *, poll: bool = True) -> Starlette:
+def create_app(
+    control: ControlPlane,
+    config: GatewayConfig | None = None,
+    *,
+    poll: bool = True,
+    prediction_log: PredictionLog | None = None,
+) -> Starlette:
     """The app; with ``poll`` a background thread keeps its routing table current."""
-    gateway = Gateway(control, config or GatewayConfig())
+    gateway = Gateway(control, config or GatewayConfig(), prediction_log)
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        if prediction_log is not None:
+            prediction_log.start()
         if poll:
             gateway.poller.start()
             # Take no request before the first table is in, so no worker answers 404 for a deployed endpoint.
@@ -311,6 +425,8 @@ def create_app(control: ControlPlane, config: GatewayConfig | None = None, *, po
             yield
         finally:
             gateway.poller.stop()
+            if prediction_log is not None:
+                await run_in_threadpool(prediction_log.close)
 
     app = Starlette(routes=gateway.routes(), lifespan=lifespan, exception_handlers={HTTPException: _http_error})
     app.state.gateway = gateway
@@ -327,4 +443,8 @@ def create() -> Starlette:
         logging.getLogger("shipyard").setLevel(logging.INFO)
     token = config.token_file.read_text().strip() if config.token_file is not None else None
     control = SdkControlPlane(Client(token=token, retries=1))
-    return create_app(control, config)
+    prediction_log = None
+    if config.prediction_log_rate > 0:
+        url = config.prediction_log_url or str(Settings().home / "predictions")
+        prediction_log = PredictionLog(url, flush_seconds=config.prediction_log_flush_seconds)
+    return create_app(control, config, prediction_log=prediction_log)

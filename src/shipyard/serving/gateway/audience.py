@@ -66,6 +66,10 @@ class Identity:
     def usable(self, now_ms: int) -> bool:
         return self.active and (self.expires_at is None or self.expires_at > now_ms)
 
+    @property
+    def platform_admin(self) -> bool:
+        return (self.roles or {}).get(ALL_NAMESPACES) == PLATFORM_ADMIN and not self.token_namespace
+
     def knows(self, namespace: str) -> bool:
         """Whether the principal may know the namespace exists (else denials look like 404)."""
         roles = self.roles or {}

@@ -12,6 +12,7 @@ import numpy as np
 from shipyard.errors import IntegrityFailure
 from shipyard.registry import formats
 from shipyard.registry.predictor import Predictor
+from shipyard.serving.gateway.batching import MicroBatcher
 from shipyard.serving.gateway.validation import InputSchema, schema_from_signature
 
 
@@ -36,6 +37,7 @@ class ServedModel:
     predictor: Predictor
     schema: InputSchema
     signature: Mapping[str, Any] = field(default_factory=dict)
+    batcher: MicroBatcher | None = None  # shared by every route to the same loaded model
 
     @property
     def label(self) -> str:
@@ -71,7 +73,7 @@ def warm(predictor: Predictor, schema: InputSchema) -> None:
         predictor.predict_with_proba(np.zeros((1, width), dtype=np.float64))
 
 
-def served(target: Mapping[str, Any], predictor: Predictor) -> ServedModel:
+def served(target: Mapping[str, Any], predictor: Predictor, batcher: MicroBatcher | None = None) -> ServedModel:
     signature = target.get("signature") or {}
     schema = schema_from_signature(signature)
     if schema.width is None and (width := _width_of(predictor)):
@@ -85,6 +87,7 @@ def served(target: Mapping[str, Any], predictor: Predictor) -> ServedModel:
         predictor=predictor,
         schema=schema,
         signature=signature,
+        batcher=batcher,
     )
 
 

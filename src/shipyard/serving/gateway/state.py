@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from shipyard.registry.predictor import Predictor
 from shipyard.serving.gateway import models
 from shipyard.serving.gateway.audience import Audience
+from shipyard.serving.gateway.batching import MicroBatcher, call_predictor
 from shipyard.serving.gateway.control import ControlPlane
 from shipyard.serving.gateway.models import ServedModel
 
@@ -70,15 +72,38 @@ def build_routes(served: list[tuple[ServedModel, int]]) -> tuple[Route, ...]:
     return tuple(routes)
 
 
-class StatePoller:
-    """Polls the desired state every ``interval`` seconds and swaps in new routing tables."""
+Loaded = tuple[Predictor, MicroBatcher]
+ModelKey = tuple[str, str | None]
 
-    def __init__(self, control: ControlPlane, interval: float) -> None:
+
+@dataclass(frozen=True, slots=True)
+class Batching:
+    max_size: int = 32
+    max_wait: float = 0.0
+    on_batch: Callable[[int], None] | None = None
+
+
+class StatePoller:
+    """Polls the desired state every ``interval`` seconds and swaps in new routing tables.
+
+    ``on_load(namespace, model, version, seconds)`` hears how long each model took to load.
+    """
+
+    def __init__(
+        self,
+        control: ControlPlane,
+        interval: float,
+        *,
+        batching: Batching | None = None,
+        on_load: Callable[[str, str, int, float], None] | None = None,
+    ) -> None:
         self.control = control
         self.interval = interval
+        self.batching = batching or Batching()
+        self.on_load = on_load
         self.table = RoutingTable()
         self.ready = threading.Event()
-        self._predictors: dict[tuple[str, str | None], Predictor] = {}
+        self._predictors: dict[ModelKey, Loaded] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -107,7 +132,7 @@ class StatePoller:
             return False
         old = self.table.endpoints
         endpoints: dict[tuple[str, str], ServedEndpoint] = {}
-        predictors: dict[tuple[str, str | None], Predictor] = {}
+        predictors: dict[ModelKey, Loaded] = {}
         complete = True
         for entry in document.get("endpoints", []):
             key = (str(entry["namespace"]), str(entry["name"]))
@@ -121,7 +146,8 @@ class StatePoller:
                 if key in old:  # keep serving the last revision that loaded
                     endpoints[key] = old[key]
                     for model in _models(old[key]):
-                        predictors[(model.digest, model.onnx_digest)] = model.predictor
+                        if model.batcher is not None:
+                            predictors[(model.digest, model.onnx_digest)] = (model.predictor, model.batcher)
                 continue
             endpoints[key] = built
         self._predictors = predictors
@@ -130,7 +156,7 @@ class StatePoller:
         self.ready.set()
         return True
 
-    def _build(self, entry: Mapping[str, Any], predictors: dict[tuple[str, str | None], Predictor]) -> ServedEndpoint | None:
+    def _build(self, entry: Mapping[str, Any], predictors: dict[ModelKey, Loaded]) -> ServedEndpoint | None:
         namespace = str(entry["namespace"])
         if entry.get("error") or not entry.get("routes"):
             log.error("endpoint %s/%s: %s", namespace, entry["name"], entry.get("error") or "no routes")
@@ -148,16 +174,25 @@ class StatePoller:
             sticky_header=str(sticky).lower() if sticky else None,
         )
 
-    def _served(
-        self, namespace: str, target: Mapping[str, Any], predictors: dict[tuple[str, str | None], Predictor]
-    ) -> ServedModel:
+    def _served(self, namespace: str, target: Mapping[str, Any], predictors: dict[ModelKey, Loaded]) -> ServedModel:
         key = models.cache_key(target)
-        predictor = predictors.get(key) or self._predictors.get(key)
-        if predictor is None:
+        loaded = predictors.get(key) or self._predictors.get(key)
+        if loaded is None:
+            started = time.perf_counter()
             predictor = models.load(self.control, namespace, target)
-            log.info("loaded %s:%s (%s) for %s", target["model"], target["version"], key[0][:12], namespace)
-        predictors[key] = predictor
-        return models.served(target, predictor)
+            seconds = time.perf_counter() - started
+            log.info("loaded %s:%s (%s) for %s in %.2f s", target["model"], target["version"], key[0][:12], namespace, seconds)
+            if self.on_load is not None:
+                self.on_load(namespace, str(target["model"]), int(target["version"]), seconds)
+            batcher = MicroBatcher(
+                call_predictor(predictor),
+                max_size=self.batching.max_size,
+                max_wait=self.batching.max_wait,
+                on_batch=self.batching.on_batch,
+            )
+            loaded = (predictor, batcher)
+        predictors[key] = loaded
+        return models.served(target, *loaded)
 
 
 def _models(endpoint: ServedEndpoint) -> list[ServedModel]:
