@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import numpy as np
 import orjson
 import pytest
@@ -176,3 +179,28 @@ def test_unknown_routes_answer_json_with_headers(gateway: TestClient) -> None:
     assert response.status_code == 404
     assert response.json()["error"] == "not_found"
     assert "X-Request-Id" in response.headers
+
+
+def test_concurrent_requests_with_one_new_token_cost_one_token_check(control: FakeControlPlane) -> None:
+    app = create_app(control, GatewayConfig(), poll=False)
+    app.state.gateway.poller.poll_once()
+    introspect = control.introspect_token
+
+    def slow_introspect(token: str) -> Any:
+        time.sleep(0.05)  # long enough for every request below to arrive while the first check is out
+        return introspect(token)
+
+    control.introspect_token = slow_introspect  # type: ignore[method-assign]
+    app.state.gateway.tokens._introspect = slow_introspect
+
+    async def burst() -> list[int]:
+        transport = httpx.ASGITransport(app=app)
+        headers = {"Authorization": f"Bearer {MEMBER}"}
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway", headers=headers) as client:
+            body = {"instances": [[0.0] * 30]}
+            path = f"/v1/namespaces/{NS}/endpoints/ep:predict"
+            answers = await asyncio.gather(*(client.post(path, json=body) for _ in range(20)))
+        return [answer.status_code for answer in answers]
+
+    assert asyncio.run(burst()) == [200] * 20
+    assert control.introspections == 1

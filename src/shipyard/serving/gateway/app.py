@@ -15,6 +15,7 @@ URL scheme (every answer carries ``X-Request-Id`` and ``X-Model-Version``):
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import re
@@ -74,6 +75,7 @@ class Gateway:
         batching = Batching(config.batch_max_size, config.batch_max_wait_ms / 1000.0, self.metrics.batch_size.observe)
         self.poller = StatePoller(control, config.poll_seconds, batching=batching, on_load=self._loaded)
         self.tokens = TokenCache(control.introspect_token, config.token_ttl_seconds)
+        self._lookups: dict[str, asyncio.Future[Identity]] = {}
         self.prediction_log = prediction_log
         self.log_rate = config.prediction_log_rate if prediction_log is not None else 0.0
         if prediction_log is not None:
@@ -304,8 +306,14 @@ class Gateway:
         identity = self.tokens.cached(token)
         if identity is not None:
             return identity
+        # One control-plane round trip per token, however many requests are waiting on it.
+        pending = self._lookups.get(token)
+        if pending is None:
+            pending = asyncio.ensure_future(run_in_threadpool(self.tokens.lookup, token))
+            self._lookups[token] = pending
+            pending.add_done_callback(lambda _: self._lookups.pop(token, None))
         try:
-            return await run_in_threadpool(self.tokens.lookup, token)
+            return await asyncio.shield(pending)
         except ShipyardError as exc:
             log.warning("token check failed: %s", exc)
             raise ControlPlaneUnavailable("cannot check the token with the control plane right now: retry shortly") from exc
