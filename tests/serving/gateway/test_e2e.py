@@ -22,8 +22,10 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from shipyard.client import Client
+from shipyard.serving.gateway import prediction_log
 from tests.conftest import free_port
 from tests.serving.gateway.fakes import breast_cancer_models
 
@@ -45,6 +47,7 @@ class Served:
     answers: dict[str, list[Any]]  # model version label -> predictions on ``rows``
     log: Path
     admin_token: str
+    predictions: Path
 
 
 @pytest.fixture
@@ -67,6 +70,9 @@ def served(client: Client, live_url: str, admin_token: str, tmp_path: Path) -> I
         "SHIPYARD_URL": live_url,
         "SHIPYARD_TOKEN": admin_token,
         "SHIPYARD_GATEWAY_POLL_SECONDS": "0.2",
+        "SHIPYARD_GATEWAY_PREDICTION_LOG_URL": str(tmp_path / "predictions"),
+        "SHIPYARD_GATEWAY_PREDICTION_LOG_RATE": "1.0",
+        "SHIPYARD_GATEWAY_PREDICTION_LOG_FLUSH_SECONDS": "0.2",
     }
     cli = [sys.executable, "-c", "from shipyard.cli.app import main; main()"]
     command = [*cli, "gateway", "--port", str(port), "--workers", "2"]
@@ -75,7 +81,7 @@ def served(client: Client, live_url: str, admin_token: str, tmp_path: Path) -> I
     url = f"http://127.0.0.1:{port}"
     try:
         wait_for(lambda: _status(f"{url}/v2/health/ready") == 200, START_DEADLINE_S, log)
-        yield Served(url, client, rows, answers, log, admin_token)
+        yield Served(url, client, rows, answers, log, admin_token, tmp_path / "predictions")
     finally:
         process.terminate()
         try:
@@ -242,3 +248,37 @@ def test_unmodified_tritonclient(served: Served) -> None:
     bad.set_data_from_numpy(np.zeros((1, 29)))
     with pytest.raises(Exception, match="invalid_input"):
         triton.infer(name, [bad], headers=dict(headers))
+
+
+def test_metrics_and_prediction_log_cover_every_worker(served: Served) -> None:
+    """Requests spread over both workers; every scrape, whichever worker answers it, counts all of them."""
+    sent = 60
+    admin = {"Authorization": f"Bearer {served.admin_token}"}
+    request_ids = set()
+    for i in range(sent):
+        # A new connection each time, so the kernel hands requests to both workers.
+        response = httpx.post(predict_url(served), json={"instances": served.rows}, headers={**admin, "X-Request-Id": f"r-{i}"})
+        assert response.status_code == 200
+        request_ids.add(response.headers["X-Request-Id"])
+    for _ in range(6):
+        text = httpx.get(f"{served.url}/metrics", headers=admin, timeout=10).text
+        assert answered(text) == sent, text[:2000]
+    assert httpx.get(f"{served.url}/metrics", timeout=10).status_code == 401
+
+    def all_logged() -> bool:
+        return prediction_log.read(str(served.predictions)).num_rows >= sent
+
+    wait_for(all_logged, SWITCH_DEADLINE_S, served.log)
+    table = prediction_log.read(str(served.predictions), namespace=NS, endpoint=ENDPOINT)
+    assert set(table.column("request_id").to_pylist()) == request_ids
+    assert set(table.column("status").to_pylist()) == {200}
+
+
+def answered(metrics_text: str) -> float:
+    """The endpoint's ``shipyard_gateway_requests_total``, summed over its label sets."""
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(metrics_text)
+        for sample in family.samples
+        if sample.name == "shipyard_gateway_requests_total" and sample.labels.get("endpoint") == ENDPOINT
+    )
