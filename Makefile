@@ -42,8 +42,11 @@ demo: install  ## start Shipyard on a fresh home, train, track, register, promot
 demo-stop:
 	$(BIN)/python examples/quickstart/demo.py --stop
 
-bench: dev  ## tracking throughput side by side with MLflow (makes its own MLflow venv)
-	$(BIN)/python bench/tracking.py
+bench: dev  ## tracking, then serving, side by side with MLflow (makes its own MLflow venv; serving needs wrk)
+	status=0; \
+	$(BIN)/python bench/tracking.py || status=1; \
+	$(BIN)/python bench/serving.py || status=1; \
+	exit $$status
 
 clean:
 	rm -rf $(VENV) .shipyard-demo .pytest_cache .mypy_cache .ruff_cache build dist src/*.egg-info
