@@ -21,6 +21,7 @@ from urllib.parse import quote
 
 import httpx
 
+from shipyard.client_pipelines import PipelineRunsMixin, lineage_tags
 from shipyard.errors import ERRORS_BY_CODE, ClientError, IntegrityFailure, InvalidInput, ShipyardError
 from shipyard.settings import Settings
 
@@ -46,7 +47,7 @@ def _default_token(settings: Settings) -> str | None:
         return None
 
 
-class Client:
+class Client(PipelineRunsMixin):
     """A connection to a Shipyard control plane.
 
     ``url`` defaults to ``SHIPYARD_URL`` (else the local ``shipyard up`` address), ``token``
@@ -290,7 +291,7 @@ class Client:
             "name": name,
             "code_version": code_version,
             "parent_run_id": parent_run_id,
-            "tags": dict(tags or {}),
+            "tags": lineage_tags(tags),
             "start_time": start_time,
         }
         result: JSON = self.request("POST", f"/namespaces/{self._ns(namespace)}/runs", json=body)
@@ -487,7 +488,7 @@ class Client:
     def create_model_version(
         self, name: str, *, artifact_digest: str, format: str, namespace: str | None = None, **fields: Any
     ) -> JSON:
-        body = {"artifact_digest": artifact_digest, "format": format, **fields}
+        body = {"artifact_digest": artifact_digest, "format": format, **fields, "tags": lineage_tags(fields.get("tags"))}
         result: JSON = self.request("POST", f"/namespaces/{self._ns(namespace)}/models/{_q(name)}/versions", json=body)
         return result
 

@@ -6,6 +6,7 @@ status it maps to at the API edge, so the mapping lives in one place::
     ShipyardError
      +-- InvalidInput (ValueError)          400  bad value or shape; says expected vs got
      |    +-- PayloadTooLarge               413  body over the configured limit
+     |    +-- InvalidPipeline               400  a pipeline definition or its parameters are wrong
      +-- Unauthenticated                    401  missing, unknown, revoked or expired token
      +-- PermissionDenied (PermissionError) 403  authenticated but not allowed
      +-- NotFound (LookupError)             404  no such record
@@ -15,6 +16,7 @@ status it maps to at the API edge, so the mapping lives in one place::
      |    +-- ImmutableValue                409  e.g. a param set again with a new value
      +-- UntrustedModel                     422  a model format refused without a trust flag
      +-- IntegrityFailure                   500  stored bytes do not match their digest
+     +-- StepFailed                         500  a pipeline step raised, timed out or its process died
      +-- ClientError                        ---  the SDK got an error answer it cannot map
 
 The SDK re-raises API errors as the same classes, so ``except shipyard.NotFound`` works
@@ -53,6 +55,12 @@ class InvalidInput(ShipyardError, ValueError):
 class PayloadTooLarge(InvalidInput):
     status_code = 413
     code = "payload_too_large"
+
+
+class InvalidPipeline(InvalidInput):
+    """A pipeline definition or its parameters are wrong; raised before anything runs."""
+
+    code = "invalid_pipeline"
 
 
 class Unauthenticated(ShipyardError):
@@ -99,6 +107,33 @@ class UntrustedModel(ShipyardError):
 class IntegrityFailure(ShipyardError):
     status_code = 500
     code = "integrity_failure"
+
+
+class StepFailed(ShipyardError):
+    """A step raised, timed out or its process died.
+
+    ``step`` and ``attempt`` are also kept in ``details`` so they survive the trip through
+    the API and come back as attributes on the SDK side.
+    """
+
+    code = "step_failed"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        step: str | None = None,
+        attempt: int | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        details = dict(details or {})
+        if step is not None:
+            details["step"] = step
+        if attempt is not None:
+            details["attempt"] = attempt
+        super().__init__(message, details=details)
+        self.step: str | None = details.get("step")
+        self.attempt: int | None = details.get("attempt")
 
 
 class ClientError(ShipyardError):

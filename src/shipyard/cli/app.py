@@ -16,6 +16,7 @@ from shipyard.cli import (
     gateway,
     models,
     namespaces,
+    pipelines,
     predict,
     principals,
     roles,
@@ -66,6 +67,8 @@ app.add_typer(aliases.app, name="alias")
 app.add_typer(endpoints.app, name="endpoint")
 app.command("deploy")(endpoints.deploy)
 app.command("traffic")(endpoints.traffic)
+app.add_typer(pipelines.app, name="pipeline")
+app.command("logs")(pipelines.logs)
 
 
 def main() -> None:

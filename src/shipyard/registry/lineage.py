@@ -1,4 +1,4 @@
-"""Lineage: from a model version back to the run, code, params, metrics and data."""
+"""Lineage: from a model version back to the pipeline run, run, code, params, metrics and data."""
 
 from __future__ import annotations
 
@@ -7,12 +7,15 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from shipyard.access.caller import Caller
+from shipyard.access.roles import Action
 from shipyard.errors import NotFound
 from shipyard.registry import aliases, models
-from shipyard.store.models import Experiment, Run
+from shipyard.store.models import Experiment, PipelineRun, Run
 from shipyard.tracking import runs
 
 MAX_PARENT_DEPTH = 20
+PIPELINE_RUN_TAG = "shipyard.pipeline_run"  # set by the SDK inside a pipeline step
+STEP_TAG = "shipyard.step"
 
 
 def of_version(session: Session, caller: Caller, namespace: str, name: str, version: int) -> dict[str, Any]:
@@ -35,6 +38,7 @@ def of_version(session: Session, caller: Caller, namespace: str, name: str, vers
         "created_by": row.created_by,
         "run": None,
         "parent_runs": [],
+        "pipeline_run": _pipeline_run(session, caller, row.tags),
     }
     if row.run_id is None:
         return lineage
@@ -44,6 +48,8 @@ def of_version(session: Session, caller: Caller, namespace: str, name: str, vers
         lineage["run"] = {"id": row.run_id, "missing": True}
         return lineage
     lineage["run"] = _run_summary(session, run)
+    if lineage["pipeline_run"] is None:
+        lineage["pipeline_run"] = _pipeline_run(session, caller, lineage["run"]["tags"])
     parent_id, depth = run.parent_run_id, 0
     while parent_id is not None and depth < MAX_PARENT_DEPTH:
         parent = session.get(Run, parent_id)
@@ -52,6 +58,15 @@ def of_version(session: Session, caller: Caller, namespace: str, name: str, vers
         lineage["parent_runs"].append({"id": parent.id, "name": parent.name, "status": parent.status})
         parent_id, depth = parent.parent_run_id, depth + 1
     return lineage
+
+
+def _pipeline_run(session: Session, caller: Caller, tags: dict[str, Any]) -> dict[str, Any] | None:
+    """The pipeline run (and step) that ``tags`` name, when the caller may see it."""
+    run_id = tags.get(PIPELINE_RUN_TAG)
+    found = session.get(PipelineRun, run_id) if isinstance(run_id, str) and 0 < len(run_id) <= 32 else None
+    if found is None or not caller.can(Action.READ, found.namespace):
+        return None
+    return {"id": found.id, "pipeline": found.pipeline, "status": found.status, "step": tags.get(STEP_TAG)}
 
 
 def _run_summary(session: Session, run: Run) -> dict[str, Any]:

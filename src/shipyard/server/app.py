@@ -18,6 +18,7 @@ from shipyard.server.routes import (
     health,
     models,
     namespaces,
+    pipelines,
     runs,
     serving,
     tokens,
@@ -25,7 +26,7 @@ from shipyard.server.routes import (
 )
 
 API_PREFIX = "/api/v1"
-ROUTERS = (health, namespaces, users, tokens, audit, experiments, runs, artifacts, models, endpoints, serving)
+ROUTERS = (health, namespaces, users, tokens, audit, experiments, runs, artifacts, models, endpoints, serving, pipelines)
 
 log = logging.getLogger("shipyard.server")
 

@@ -435,3 +435,115 @@ class EndpointDetail(EndpointOut):
 
 class IntrospectIn(Body):
     token: str = Field(min_length=1, max_length=512)
+
+
+PipelineRunStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+StepStatus = Literal["pending", "running", "succeeded", "failed", "cached", "skipped"]
+Executor = Literal["local", "ray"]
+Digest = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$", description="sha256 hex of a blob uploaded to the namespace")]
+CacheKey = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,255}$")]
+MAX_INT32 = 2**31 - 1
+
+
+class PipelineRunIn(Body):
+    pipeline: str = Field(min_length=1, max_length=255, examples=["tabular-quickstart"])
+    params: dict[str, Any] = Field(default_factory=dict)
+    graph: dict[str, Any] = Field(default_factory=dict, description="The pipeline's description, as the runner gives it.")
+    priority: int = Field(default=0, ge=-MAX_INT32, le=MAX_INT32)
+    executor: Executor = "local"
+    resumed_from: str | None = Field(default=None, max_length=32, description="The run this one resumes.")
+    resources: dict[str, Any] | None = Field(default=None, description="What the run asks for (CPU, memory, GPU).")
+    status: Literal["queued", "running"] = "running"
+
+
+class PipelineRunPatch(Body):
+    status: PipelineRunStatus | None = None
+    error: str | None = Field(default=None, max_length=1_000_000, description="Kept up to 64 KiB.")
+
+
+class PipelineRunOut(Out):
+    id: str
+    namespace: str
+    pipeline: str
+    params: dict[str, Any]
+    graph: dict[str, Any]
+    status: str
+    priority: int
+    executor: str
+    error: str | None
+    resumed_from: str | None
+    resources: dict[str, Any] | None
+    created_at: int
+    created_by: str
+    started_at: int | None
+    finished_at: int | None
+
+
+class StepArtifactIn(Body):
+    digest: Digest
+    materializer: str = Field(min_length=1, max_length=255)
+    size: int | None = Field(default=None, ge=0, le=MAX_INT64)
+    description: Any = None
+
+
+class StepRunIn(Body):
+    """An upsert: fields left out keep their values (defaults when the attempt is new)."""
+
+    status: StepStatus | None = None
+    cache_key: CacheKey | None = None
+    inputs: dict[str, StepArtifactIn] | None = Field(default=None, description="{arg: {digest, materializer}}")
+    outputs: dict[str, StepArtifactIn] | None = Field(
+        default=None, description="{name: {digest, materializer, size, description}}"
+    )
+    error: str | None = Field(default=None, max_length=1_000_000, description="Kept up to 64 KiB.")
+    cached_from: str | None = Field(default=None, max_length=32, description="The step run whose outputs this one reuses.")
+    executor: Executor | None = None
+    resources: dict[str, Any] | None = None
+    started_at: int | None = Field(default=None, ge=0, le=MAX_INT64)
+    finished_at: int | None = Field(default=None, ge=0, le=MAX_INT64)
+
+
+class StepRunOut(Out):
+    id: str
+    pipeline_run_id: str
+    namespace: str
+    step: str
+    attempt: int
+    status: str
+    cache_key: str | None
+    inputs: dict[str, Any]
+    outputs: dict[str, Any]
+    error: str | None
+    cached_from: str | None
+    executor: str
+    resources: dict[str, Any] | None
+    started_at: int | None
+    finished_at: int | None
+    created_at: int
+    created_by: str
+
+
+class LogLineIn(TypedDict):
+    """One log line. A TypedDict, not a model: batches carry thousands."""
+
+    message: Annotated[str, Field(max_length=65_536)]
+    step: NotRequired[Annotated[str, Field(max_length=255)]]
+    attempt: NotRequired[Annotated[int, Field(ge=0, le=MAX_INT32)]]
+    ts: NotRequired[Annotated[int | None, Field(ge=0, le=MAX_INT64)]]
+    level: NotRequired[Annotated[str | None, Field(max_length=32)]]
+    extra: NotRequired[dict[str, Any] | None]
+    run: NotRequired[Annotated[str | None, Field(max_length=32, description="This run's id, when a line carries it.")]]
+
+
+class LogsIn(Body):
+    lines: list[LogLineIn] = Field(max_length=10_000)
+
+
+class LogLineOut(Out):
+    id: int
+    step: str
+    attempt: int
+    ts: int
+    level: str
+    message: str
+    extra: dict[str, Any] | None

@@ -320,3 +320,74 @@ class EndpointRevision(Base):
     reason: Mapped[str] = mapped_column(String(32), default="deploy")
     created_at: Mapped[int] = mapped_column(BigInteger, default=now_ms)
     created_by: Mapped[str] = mapped_column(String(255))
+
+
+class PipelineRun(Base):
+    """One run of a pipeline: its parameters, its graph as the runner saw it, and where it is."""
+
+    __tablename__ = "pipeline_runs"
+    __table_args__ = (
+        Index("ix_pipeline_runs_namespace_created", "namespace", "created_at"),
+        Index("ix_pipeline_runs_namespace_status", "namespace", "status"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    namespace: Mapped[str] = mapped_column(String(63))
+    pipeline: Mapped[str] = mapped_column(String(255))
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    graph: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    executor: Mapped[str] = mapped_column(String(16), default="local")
+    error: Mapped[str | None] = mapped_column(Text)
+    resumed_from: Mapped[str | None] = mapped_column(String(32))
+    resources: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[int] = mapped_column(BigInteger, default=now_ms)
+    created_by: Mapped[str] = mapped_column(String(255))
+    started_at: Mapped[int | None] = mapped_column(BigInteger)
+    finished_at: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class StepRun(Base):
+    """One attempt of one step of a pipeline run: cache key, inputs and outputs by digest."""
+
+    __tablename__ = "step_runs"
+    __table_args__ = (
+        UniqueConstraint("pipeline_run_id", "step", "attempt", name="uq_step_runs_run_step_attempt"),
+        Index("ix_step_runs_namespace_cache_key", "namespace", "cache_key"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    pipeline_run_id: Mapped[str] = mapped_column(ForeignKey("pipeline_runs.id", ondelete="CASCADE"))
+    namespace: Mapped[str] = mapped_column(String(63))
+    step: Mapped[str] = mapped_column(String(255))
+    attempt: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    cache_key: Mapped[str | None] = mapped_column(String(255))
+    inputs: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    outputs: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    error: Mapped[str | None] = mapped_column(Text)
+    cached_from: Mapped[str | None] = mapped_column(String(32))
+    executor: Mapped[str] = mapped_column(String(16), default="local")
+    resources: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    started_at: Mapped[int | None] = mapped_column(BigInteger)
+    finished_at: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[int] = mapped_column(BigInteger, default=now_ms)
+    created_by: Mapped[str] = mapped_column(String(255))
+
+
+class StepLog(Base):
+    """One structured log line of a pipeline run (a step's, or the runner's own with step '')."""
+
+    __tablename__ = "step_logs"
+    __table_args__ = (Index("ix_step_logs_run_id", "pipeline_run_id", "id"),)
+
+    # An increasing integer, so that readers page with ``after=<last id>``.
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    pipeline_run_id: Mapped[str] = mapped_column(ForeignKey("pipeline_runs.id", ondelete="CASCADE"))
+    step: Mapped[str] = mapped_column(String(255), default="")
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    ts: Mapped[int] = mapped_column(BigInteger)
+    level: Mapped[str] = mapped_column(String(32), default="INFO")
+    message: Mapped[str] = mapped_column(Text)
+    extra: Mapped[dict[str, Any] | None] = mapped_column(JSON)

@@ -1,0 +1,161 @@
+"""The SDK's pipeline-run methods (a mixin of ``shipyard.Client``), and lineage tags from the environment.
+
+A pipeline runner starts each step with ``SHIPYARD_PIPELINE_RUN_ID`` and
+``SHIPYARD_STEP_RUN`` (``"<run id>/<step>"``) set; tracking runs and model versions created
+from inside the step are then tagged ``shipyard.pipeline_run`` and ``shipyard.step``, so a
+model traces back to the pipeline run that made it without a line of user code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+from urllib.parse import quote
+
+from shipyard.errors import IntegrityFailure, NotFound
+
+JSON = dict[str, Any]
+RUN_ID_VARIABLE = "SHIPYARD_PIPELINE_RUN_ID"
+STEP_VARIABLE = "SHIPYARD_STEP_RUN"
+PIPELINE_RUN_TAG = "shipyard.pipeline_run"
+STEP_TAG = "shipyard.step"
+
+
+def lineage_tags(tags: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """``tags`` plus the pipeline run and step this process runs for, if a runner started it; given tags win."""
+    found = dict(tags or {})
+    run_id = os.environ.get(RUN_ID_VARIABLE, "").strip()
+    step_run = os.environ.get(STEP_VARIABLE, "").strip()
+    step_run_id, _, step = step_run.partition("/")
+    run_id = run_id or step_run_id
+    if run_id:
+        found.setdefault(PIPELINE_RUN_TAG, run_id)
+        if step and step_run_id == run_id:
+            found.setdefault(STEP_TAG, step)
+    return found
+
+
+def _q(value: str | int) -> str:
+    return quote(str(value), safe="")
+
+
+class _Transport(Protocol):
+    """What the mixin needs from ``Client``."""
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
+        content: Any = None,
+        headers: Mapping[str, str] | None = None,
+        idempotent: bool | None = None,
+    ) -> Any: ...
+
+    def _ns(self, namespace: str | None) -> str: ...
+
+    def _fetch_bytes(self, url: str) -> bytes: ...
+
+
+class PipelineRunsMixin:
+    """Pipeline runs, step attempts, the step cache and run logs over the REST API."""
+
+    def create_pipeline_run(
+        self: _Transport,
+        pipeline: str,
+        *,
+        params: Mapping[str, Any],
+        graph: Mapping[str, Any],
+        priority: int = 0,
+        executor: str = "local",
+        resumed_from: str | None = None,
+        resources: Mapping[str, Any] | None = None,
+        status: str = "running",
+        namespace: str | None = None,
+    ) -> JSON:
+        """Record a new run (``running``, or ``queued`` when it waits its turn)."""
+        body = {
+            "pipeline": pipeline,
+            "params": dict(params),
+            "graph": dict(graph),
+            "priority": priority,
+            "executor": executor,
+            "resumed_from": resumed_from,
+            "resources": dict(resources) if resources is not None else None,
+            "status": status,
+        }
+        result: JSON = self.request("POST", f"/namespaces/{self._ns(namespace)}/pipeline-runs", json=body)
+        return result
+
+    def get_pipeline_run(self: _Transport, run_id: str, *, namespace: str | None = None) -> JSON:
+        result: JSON = self.request("GET", f"/namespaces/{self._ns(namespace)}/pipeline-runs/{_q(run_id)}")
+        return result
+
+    def list_pipeline_runs(
+        self: _Transport,
+        *,
+        pipeline: str | None = None,
+        status: str | None = None,
+        limit: int = 100,
+        namespace: str | None = None,
+    ) -> list[JSON]:
+        """Newest first."""
+        params = {"pipeline": pipeline, "status": status, "limit": limit}
+        return list(self.request("GET", f"/namespaces/{self._ns(namespace)}/pipeline-runs", params=params))
+
+    def update_pipeline_run(
+        self: _Transport, run_id: str, *, status: str | None = None, error: str | None = None, namespace: str | None = None
+    ) -> JSON:
+        """Move a run on; sending the status it already has is accepted and changes nothing (so retries are safe)."""
+        body = {k: v for k, v in {"status": status, "error": error}.items() if v is not None}
+        url = f"/namespaces/{self._ns(namespace)}/pipeline-runs/{_q(run_id)}"
+        result: JSON = self.request("PATCH", url, json=body, idempotent=True)
+        return result
+
+    def record_step(
+        self: _Transport, run_id: str, step: str, attempt: int, *, namespace: str | None = None, **fields: Any
+    ) -> JSON:
+        """Create or update one attempt of a step: status, cache_key, inputs, outputs, error, cached_from, ..."""
+        url = f"/namespaces/{self._ns(namespace)}/pipeline-runs/{_q(run_id)}/steps/{_q(step)}/attempts/{int(attempt)}"
+        result: JSON = self.request("PUT", url, json=fields)
+        return result
+
+    def list_step_runs(self: _Transport, run_id: str, *, namespace: str | None = None) -> list[JSON]:
+        return list(self.request("GET", f"/namespaces/{self._ns(namespace)}/pipeline-runs/{_q(run_id)}/steps"))
+
+    def cached_step(self: _Transport, cache_key: str, *, namespace: str | None = None) -> JSON | None:
+        """The newest succeeded step run with this cache key whose outputs are still held, or None."""
+        try:
+            result: JSON = self.request("GET", f"/namespaces/{self._ns(namespace)}/step-cache/{_q(cache_key)}")
+        except NotFound:
+            return None
+        return result
+
+    def append_logs(self: _Transport, run_id: str, lines: Sequence[Mapping[str, Any]], *, namespace: str | None = None) -> None:
+        """Send log lines ({message, step, attempt, ts, level, extra}), at most 10,000 per call."""
+        url = f"/namespaces/{self._ns(namespace)}/pipeline-runs/{_q(run_id)}/logs"
+        self.request("POST", url, json={"lines": [dict(line) for line in lines]})
+
+    def read_logs(
+        self: _Transport,
+        run_id: str,
+        *,
+        step: str | None = None,
+        after: int = 0,
+        limit: int = 1000,
+        namespace: str | None = None,
+    ) -> list[JSON]:
+        """Lines with an id above ``after``, in order; pass the last line's id to read on."""
+        params = {"step": step, "after": after, "limit": limit}
+        return list(self.request("GET", f"/namespaces/{self._ns(namespace)}/pipeline-runs/{_q(run_id)}/logs", params=params))
+
+    def download_blob(self: _Transport, digest: str, *, namespace: str | None = None) -> bytes:
+        """The bytes of a blob uploaded to the namespace, checked against ``digest``."""
+        data = self._fetch_bytes(f"/namespaces/{self._ns(namespace)}/blobs/{_q(digest)}")
+        if hashlib.sha256(data).hexdigest() != digest:
+            raise IntegrityFailure(f"blob {digest} downloaded with other bytes: retry it")
+        return data

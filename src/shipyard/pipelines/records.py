@@ -1,0 +1,449 @@
+"""The records of pipeline runs: runs, the attempts of their steps, and their log lines.
+
+The runner (on this host or another) writes these through the API as it goes; readers
+(the CLI, the dashboard, lineage) find in them what ran, with which inputs and outputs
+(content digests), from which cache entry, and what it printed.
+
+A run moves ``queued -> running -> succeeded | failed | cancelled`` (and ``queued ->
+cancelled``); a finished run never runs again: resuming makes a new run that names the old
+one in ``resumed_from``. A step attempt moves ``pending -> running -> succeeded | failed``;
+``cached`` and ``skipped`` attempts are recorded as such (from ``pending`` at the latest).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any, cast
+
+import orjson
+from sqlalchemy import Table, select
+from sqlalchemy.orm import Session
+
+from shipyard.access import namespaces
+from shipyard.access.caller import Caller
+from shipyard.access.roles import Action
+from shipyard.errors import Conflict, InvalidInput, NotFound
+from shipyard.store.bulk import insert_rows
+from shipyard.store.models import NamespaceBlob, PipelineRun, StepLog, StepRun, now_ms
+
+RUN_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+RUN_FINISHED = frozenset({"succeeded", "failed", "cancelled"})
+RUN_TRANSITIONS: dict[str, frozenset[str]] = {
+    "queued": frozenset({"running", "cancelled"}),
+    "running": frozenset({"succeeded", "failed", "cancelled"}),
+}
+STEP_STATUSES = ("pending", "running", "succeeded", "failed", "cached", "skipped")
+STEP_FINISHED = frozenset({"succeeded", "failed", "cached", "skipped"})
+STEP_TRANSITIONS: dict[str, frozenset[str]] = {
+    "pending": frozenset({"running", "succeeded", "failed", "cached", "skipped"}),
+    "running": frozenset({"succeeded", "failed"}),
+}
+EXECUTORS = ("local", "ray")
+STEP_FIELDS = frozenset(
+    {"status", "cache_key", "inputs", "outputs", "error", "cached_from", "executor", "resources", "started_at", "finished_at"}
+)
+
+MAX_LIST = 1000
+MAX_LOG_LINES = 10_000
+MAX_LOG_PAGE = 10_000
+MAX_LOG_MESSAGE_BYTES = 64 * 1024
+MAX_ERROR_CHARS = 64 * 1024
+MAX_ATTEMPT = 10_000
+MAX_INT32 = 2**31 - 1
+MAX_INT64 = 2**63 - 1
+CACHE_CANDIDATES = 20
+
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:@\[\]-]{0,254}$")
+_CACHE_KEY = re.compile(r"^[A-Za-z0-9_.:-]{1,255}$")
+_DIGEST = re.compile(r"^[0-9a-f]{64}$")
+_LEVEL = re.compile(r"^[A-Za-z0-9_ -]{1,32}$")
+_LOGS_TABLE = cast(Table, StepLog.__table__)
+_LOG_COLUMNS = ("pipeline_run_id", "step", "attempt", "ts", "level", "message", "extra")
+
+
+# -- validation ------------------------------------------------------------------------
+
+
+def _name(value: Any, what: str) -> str:
+    if not isinstance(value, str) or not _NAME.match(value):
+        raise InvalidInput(
+            f"{what} {value!r} is not valid: expected 1-255 letters, digits or _ . : @ [ ] - "
+            "(starting with a letter, digit or _), e.g. 'train' or 'train[3]'"
+        )
+    return value
+
+
+def _choice(value: Any, allowed: Sequence[str], what: str) -> str:
+    if value not in allowed:
+        raise InvalidInput(f"{what} {value!r} is unknown: expected one of {', '.join(allowed)}")
+    return str(value)
+
+
+def _whole(value: Any, what: str, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise InvalidInput(f"{what} {value!r} is not valid: expected a whole number from {low} to {high}")
+    return value
+
+
+def _json_object(value: Any, what: str) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise InvalidInput(f"{what} is a {type(value).__name__}: expected a JSON object")
+    return dict(value)
+
+
+def _cache_key(value: Any) -> str:
+    if not isinstance(value, str) or not _CACHE_KEY.match(value):
+        raise InvalidInput(
+            f"cache key {value!r} is not valid: expected 1-255 letters, digits or _ . : - (e.g. a sha256 hex digest)"
+        )
+    return value
+
+
+def _artifact_refs(value: Any, what: str) -> dict[str, Any]:
+    """``{name: {"digest", "materializer"[, "size", "description"]}}``, digests being sha256 hex."""
+    refs = _json_object(value, what)
+    allowed = {"digest", "materializer", "size", "description"}
+    clean: dict[str, Any] = {}
+    for name, ref in refs.items():
+        if not isinstance(ref, Mapping) or not isinstance(ref.get("digest"), str) or not _DIGEST.match(ref["digest"]):
+            raise InvalidInput(
+                f"{what} {name!r} is {ref!r}: expected {{'digest': <sha256 hex of an uploaded blob>, 'materializer': <name>}}"
+            )
+        unknown = set(ref) - allowed
+        if unknown:
+            raise InvalidInput(f"{what} {name!r} has unknown fields {sorted(unknown)}: expected some of {sorted(allowed)}")
+        materializer = ref.get("materializer")
+        if not isinstance(materializer, str) or not 1 <= len(materializer) <= 255:
+            raise InvalidInput(f"{what} {name!r} has materializer {materializer!r}: expected a name of 1-255 characters")
+        if ref.get("size") is not None:
+            _whole(ref["size"], f"{what} {name!r} size", 0, MAX_INT64)
+        clean[name] = dict(ref)
+    return clean
+
+
+def _error_text(value: Any) -> str | None:
+    """Errors are kept whatever their length (a failure must not be lost), cut at 64 KiB."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidInput(f"error is a {type(value).__name__}: expected text")
+    text = _printable(value)
+    if len(text) > MAX_ERROR_CHARS:
+        return text[:MAX_ERROR_CHARS] + " ... (truncated)"
+    return text
+
+
+def _printable(text: str) -> str:
+    """PostgreSQL text cannot hold NUL: keep it visible instead of refusing a log line or an error."""
+    return text.replace("\x00", "\\x00") if "\x00" in text else text
+
+
+# -- runs -------------------------------------------------------------------------------
+
+
+def create_run(
+    session: Session,
+    caller: Caller,
+    namespace: str,
+    pipeline: str,
+    params: Mapping[str, Any],
+    graph: Mapping[str, Any],
+    *,
+    priority: int = 0,
+    executor: str = "local",
+    resumed_from: str | None = None,
+    resources: Mapping[str, Any] | None = None,
+    status: str = "running",
+) -> PipelineRun:
+    """Record a new run, ``running`` (the runner has started it) or ``queued`` (it waits its turn)."""
+    namespaces.require_exists(session, caller, namespace, Action.WRITE)
+    _name(pipeline, "pipeline name")
+    if status not in ("queued", "running"):
+        raise InvalidInput(f"a new pipeline run is 'queued' or 'running', not {status!r}")
+    if resumed_from is not None:
+        get_run(session, caller, namespace, resumed_from)
+    now = now_ms()
+    run = PipelineRun(
+        namespace=namespace,
+        pipeline=pipeline,
+        params=_json_object(params, "params"),
+        graph=_json_object(graph, "graph"),
+        status=status,
+        priority=_whole(priority, "priority", -MAX_INT32, MAX_INT32),
+        executor=_choice(executor, EXECUTORS, "executor"),
+        resumed_from=resumed_from,
+        resources=_json_object(resources, "resources") if resources is not None else None,
+        created_at=now,
+        created_by=caller.name,
+        started_at=now if status == "running" else None,
+    )
+    session.add(run)
+    session.flush()
+    return run
+
+
+def get_run(session: Session, caller: Caller, namespace: str, run_id: str) -> PipelineRun:
+    caller.require(Action.READ, namespace)
+    run = session.get(PipelineRun, run_id) if isinstance(run_id, str) and len(run_id) <= 32 else None
+    if run is None or run.namespace != namespace:
+        raise NotFound(f"pipeline run {run_id!r} does not exist in namespace {namespace!r}")
+    return run
+
+
+def list_runs(
+    session: Session,
+    caller: Caller,
+    namespace: str,
+    *,
+    pipeline: str | None = None,
+    status: str | None = None,
+    limit: int = 100,
+) -> list[PipelineRun]:
+    """Newest first."""
+    namespaces.require_exists(session, caller, namespace, Action.READ)
+    _whole(limit, "limit", 1, MAX_LIST)
+    query = select(PipelineRun).where(PipelineRun.namespace == namespace)
+    if pipeline is not None:
+        query = query.where(PipelineRun.pipeline == pipeline)
+    if status is not None:
+        query = query.where(PipelineRun.status == _choice(status, RUN_STATUSES, "pipeline run status"))
+    query = query.order_by(PipelineRun.created_at.desc(), PipelineRun.id.desc()).limit(limit)
+    return list(session.scalars(query))
+
+
+def update_run(
+    session: Session, caller: Caller, namespace: str, run_id: str, *, status: str | None = None, error: str | None = None
+) -> PipelineRun:
+    """Move a run on (see the module's transitions); sending the status it already has changes nothing."""
+    caller.require(Action.WRITE, namespace)
+    run = get_run(session, caller, namespace, run_id)
+    if status is not None and status != run.status:
+        _choice(status, RUN_STATUSES, "pipeline run status")
+        allowed = RUN_TRANSITIONS.get(run.status, frozenset())
+        if status not in allowed:
+            hint = " (resume it: that starts a new run)" if run.status in RUN_FINISHED else ""
+            raise Conflict(
+                f"pipeline run {run.id} is {run.status} and cannot become {status}: "
+                f"expected one of {', '.join(sorted(allowed)) or 'nothing, it has finished'}{hint}"
+            )
+        now = now_ms()
+        if status == "running" and run.started_at is None:
+            run.started_at = now
+        if status in RUN_FINISHED:
+            run.finished_at = now
+        run.status = status
+    if error is not None:
+        run.error = _error_text(error)
+    return run
+
+
+# -- steps ------------------------------------------------------------------------------
+
+
+def _step_values(session: Session, namespace: str, fields: Mapping[str, Any]) -> dict[str, Any]:
+    unknown = set(fields) - STEP_FIELDS
+    if unknown:
+        raise InvalidInput(f"step run fields {sorted(unknown)} are unknown: expected some of {sorted(STEP_FIELDS)}")
+    values: dict[str, Any] = {}
+    for key, value in fields.items():
+        if key == "status":
+            values[key] = _choice(value, STEP_STATUSES, "step status")
+        elif value is None:
+            if key in ("inputs", "outputs", "executor"):
+                continue  # not given
+            values[key] = None
+        elif key == "cache_key":
+            values[key] = _cache_key(value)
+        elif key in ("inputs", "outputs"):
+            values[key] = _artifact_refs(value, key[:-1])
+        elif key == "error":
+            values[key] = _error_text(value)
+        elif key == "cached_from":
+            values[key] = _cached_source(session, namespace, value).id
+        elif key == "executor":
+            values[key] = _choice(value, EXECUTORS, "executor")
+        elif key == "resources":
+            values[key] = _json_object(value, "resources")
+        else:  # started_at, finished_at
+            values[key] = _whole(value, key, 0, MAX_INT64)
+    return values
+
+
+def _cached_source(session: Session, namespace: str, step_run_id: Any) -> StepRun:
+    source = session.get(StepRun, step_run_id) if isinstance(step_run_id, str) and len(step_run_id) <= 32 else None
+    if source is None or source.namespace != namespace or source.status not in ("succeeded", "cached"):
+        raise InvalidInput(
+            f"cached_from {step_run_id!r} is not a succeeded step run in namespace {namespace!r}: "
+            "name the step run that the cache lookup returned"
+        )
+    return source
+
+
+def record_step(session: Session, caller: Caller, namespace: str, run_id: str, step: str, attempt: int, **fields: Any) -> StepRun:
+    """Create or update one attempt of one step (an upsert on run, step and attempt).
+
+    ``fields``: status, cache_key, inputs, outputs, error, cached_from, executor, resources,
+    started_at, finished_at; those not given stay as they are. Times not given are set as
+    the attempt starts and finishes. A finished attempt accepts only the same values again.
+    """
+    caller.require(Action.WRITE, namespace)
+    run = get_run(session, caller, namespace, run_id)
+    _name(step, "step name")
+    _whole(attempt, "attempt", 1, MAX_ATTEMPT)
+    values = _step_values(session, namespace, fields)
+    if run.status in RUN_FINISHED:
+        raise Conflict(f"pipeline run {run.id} has {run.status}: its steps can no longer change (resume it as a new run)")
+    # Lock the run so two writers of the same attempt queue instead of clashing on the unique key.
+    session.execute(select(PipelineRun.id).where(PipelineRun.id == run.id).with_for_update())
+    record = session.scalar(
+        select(StepRun).where(StepRun.pipeline_run_id == run.id, StepRun.step == step, StepRun.attempt == attempt)
+    )
+    now = now_ms()
+    if record is None:
+        status = values.setdefault("status", "pending")
+        record = StepRun(
+            pipeline_run_id=run.id,
+            namespace=namespace,
+            step=step,
+            attempt=attempt,
+            inputs={},
+            outputs={},
+            executor=run.executor,
+            created_at=now,
+            created_by=caller.name,
+        )
+        session.add(record)
+    else:
+        status = values.get("status", record.status)
+        _check_step_change(record, status, values)
+    for key, value in values.items():
+        setattr(record, key, value)
+    if status not in ("pending", "skipped") and record.started_at is None:
+        record.started_at = now
+    if status in STEP_FINISHED and record.finished_at is None:
+        record.finished_at = now
+    session.flush()
+    return record
+
+
+def _check_step_change(record: StepRun, status: str, values: Mapping[str, Any]) -> None:
+    where = f"step {record.step!r} attempt {record.attempt} of pipeline run {record.pipeline_run_id}"
+    if status == record.status:
+        if status in STEP_FINISHED:
+            changed = sorted(k for k, v in values.items() if getattr(record, k) != v)
+            if changed:
+                raise Conflict(f"{where} has {status} and is final: {', '.join(changed)} cannot change (record a new attempt)")
+        return
+    allowed = STEP_TRANSITIONS.get(record.status, frozenset())
+    if status not in allowed:
+        raise Conflict(
+            f"{where} is {record.status} and cannot become {status}: "
+            f"expected one of {', '.join(sorted(allowed)) or 'nothing, it has finished (record a new attempt)'}"
+        )
+
+
+def list_steps(session: Session, caller: Caller, namespace: str, run_id: str) -> list[StepRun]:
+    run = get_run(session, caller, namespace, run_id)
+    query = select(StepRun).where(StepRun.pipeline_run_id == run.id).order_by(StepRun.created_at, StepRun.attempt, StepRun.id)
+    return list(session.scalars(query))
+
+
+def cached_step(session: Session, caller: Caller, namespace: str, cache_key: str) -> StepRun | None:
+    """The newest succeeded step run of the namespace with this cache key whose outputs are all still held."""
+    namespaces.require_exists(session, caller, namespace, Action.READ)
+    _cache_key(cache_key)
+    candidates = session.scalars(
+        select(StepRun)
+        .where(StepRun.namespace == namespace, StepRun.cache_key == cache_key, StepRun.status == "succeeded")
+        .order_by(StepRun.created_at.desc(), StepRun.id.desc())
+        .limit(CACHE_CANDIDATES)
+    )
+    for candidate in candidates:
+        digests = {str(ref.get("digest")) for ref in (candidate.outputs or {}).values() if isinstance(ref, Mapping)}
+        if all(session.get(NamespaceBlob, (namespace, digest)) is not None for digest in digests):
+            return candidate
+    return None
+
+
+# -- logs -------------------------------------------------------------------------------
+
+
+def append_logs(session: Session, caller: Caller, namespace: str, run_id: str, lines: Sequence[Mapping[str, Any]]) -> int:
+    """Add log lines in one insert; returns how many. A line: {message, step, attempt, ts, level, extra}.
+
+    ``step`` '' and ``attempt`` 0 (the defaults) are the runner's own lines. A line may
+    carry ``run`` (the run id, as executors write it), which must be this run.
+    """
+    caller.require(Action.WRITE, namespace)
+    run = get_run(session, caller, namespace, run_id)
+    if len(lines) > MAX_LOG_LINES:
+        raise InvalidInput(f"{len(lines)} log lines in one request: at most {MAX_LOG_LINES}, send them in several batches")
+    now = now_ms()
+    rows = [_log_row(run.id, number, line, now) for number, line in enumerate(lines)]
+    insert_rows(session, _LOGS_TABLE, _LOG_COLUMNS, rows)
+    return len(rows)
+
+
+def _log_row(run_id: str, number: int, line: Mapping[str, Any], now: int) -> tuple[Any, ...]:
+    where = f"log line {number}"
+    if not isinstance(line, Mapping):
+        raise InvalidInput(f"{where} is a {type(line).__name__}: expected an object with at least 'message'")
+    unknown = set(line) - {"message", "step", "attempt", "ts", "level", "extra", "run"}
+    if unknown:
+        raise InvalidInput(f"{where} has unknown fields {sorted(unknown)}: expected message, step, attempt, ts, level, extra")
+    message = line.get("message")
+    if not isinstance(message, str):
+        raise InvalidInput(f"{where} has message {message!r}: expected text")
+    if len(message) * 4 > MAX_LOG_MESSAGE_BYTES and len(message.encode()) > MAX_LOG_MESSAGE_BYTES:
+        raise InvalidInput(
+            f"{where} has a message of {len(message.encode())} bytes: at most {MAX_LOG_MESSAGE_BYTES} (64 KiB); split it"
+        )
+    message = _printable(message)
+    if line.get("run") not in (None, run_id):
+        raise InvalidInput(f"{where} belongs to run {line['run']!r}, not to {run_id!r}")
+    step = line.get("step") or ""
+    if step:
+        _name(step, f"{where} step")
+    attempt = _whole(line.get("attempt", 0), f"{where} attempt", 0, MAX_ATTEMPT)
+    ts = line.get("ts")
+    ts = now if ts is None else _whole(ts, f"{where} ts", 0, MAX_INT64)
+    level = line.get("level") or "INFO"
+    if not isinstance(level, str) or not _LEVEL.match(level):
+        raise InvalidInput(f"{where} has level {level!r}: expected a name such as INFO or ERROR (1-32 characters)")
+    extra = line.get("extra")
+    if extra is not None:
+        extra = orjson.dumps(_json_object(extra, f"{where} extra"), option=orjson.OPT_NON_STR_KEYS, default=str).decode()
+    return (run_id, step, attempt, ts, level, message, extra)
+
+
+def read_logs(
+    session: Session,
+    caller: Caller,
+    namespace: str,
+    run_id: str,
+    *,
+    step: str | None = None,
+    after: int = 0,
+    limit: int = 1000,
+) -> list[StepLog]:
+    """Lines with ``id > after`` in id order: page on with the last line's id."""
+    run = get_run(session, caller, namespace, run_id)
+    _whole(after, "after", 0, MAX_INT64)
+    _whole(limit, "limit", 1, MAX_LOG_PAGE)
+    query = select(StepLog).where(StepLog.pipeline_run_id == run.id, StepLog.id > after)
+    if step is not None:
+        query = query.where(StepLog.step == step)
+    return list(session.scalars(query.order_by(StepLog.id).limit(limit)))
+
+
+# -- blobs ------------------------------------------------------------------------------
+
+
+def held_blob(session: Session, caller: Caller, namespace: str, digest: str) -> NamespaceBlob:
+    """A blob the namespace holds (its bytes were uploaded there), for a step to read back."""
+    caller.require(Action.READ, namespace)
+    held = session.get(NamespaceBlob, (namespace, digest)) if isinstance(digest, str) and _DIGEST.match(digest) else None
+    if held is None:
+        raise NotFound(f"blob {digest!r} has not been uploaded to namespace {namespace!r}")
+    return held

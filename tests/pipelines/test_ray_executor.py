@@ -1,0 +1,59 @@
+"""The same pipeline on the local executor and on a local Ray runtime gives the same outputs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from shipyard.client import Client
+from shipyard.pipelines.control import SdkRecorder
+from shipyard.pipelines.executors.ray import RayExecutor
+from shipyard.pipelines.launcher import run_pipeline
+from shipyard.pipelines.runner import Runner
+from tests.pipelines import sample_pipelines as sample
+
+pytestmark = pytest.mark.slow
+ray = pytest.importorskip("ray", reason="Ray is in the dev extras; install shipyard[ray]")
+
+NS = "ml"
+
+
+@pytest.fixture(scope="module")
+def ray_executor(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayExecutor]:
+    temp = tmp_path_factory.mktemp("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _temp_dir=str(temp))
+    executor = RayExecutor()
+    try:
+        yield executor
+    finally:
+        ray.shutdown()
+        (Path(temp) / "ray_current_cluster").unlink(missing_ok=True)
+
+
+def test_local_and_ray_give_identical_results(client: Client, ray_executor: RayExecutor) -> None:
+    client.create_namespace(NS)
+    local = run_pipeline(sample.quickstart, {"rows": 300}, namespace=NS, client=client, cache=False)
+    on_ray = Runner(SdkRecorder(client, NS), ray_executor, cache=False).run(sample.quickstart, {"rows": 300})
+    assert local.status == on_ray.status == "succeeded", on_ray.error
+    for name, outcome in local.steps.items():
+        assert on_ray.steps[name].status == "succeeded"
+        digests = {output: ref["digest"] for output, ref in outcome.outputs.items()}
+        assert digests == {output: ref["digest"] for output, ref in on_ray.steps[name].outputs.items()}, name
+    assert on_ray.output("evaluate") == local.output("evaluate")
+    runs = client.list_pipeline_runs(namespace=NS)
+    assert {r["executor"] for r in runs} == {"local", "ray"}
+    logs = client.read_logs(on_ray.run_id, step="train", namespace=NS)
+    assert any("training on" in line["message"] for line in logs), "logs come back from Ray workers"
+
+
+def test_failures_and_timeouts_on_ray_behave_as_locally(client: Client, ray_executor: RayExecutor) -> None:
+    client.create_namespace(NS)
+    runner = Runner(SdkRecorder(client, NS), ray_executor)
+    failed = runner.run(sample.broken, {"message": "bad rows"})
+    assert failed.status == "failed"
+    assert "ValueError: bad rows" in (failed.error or "")
+    slow = runner.run(sample.too_slow, {"seconds": 30.0})
+    assert slow.status == "failed"
+    assert "ran over its 0.5 s timeout" in (slow.error or "")
