@@ -34,6 +34,13 @@ def lineage_tree(lineage: Mapping[str, Any]) -> Tree:
     else:
         parent = _add_run(root, run, lineage.get("parent_runs") or [])
     _add_datasets(parent, lineage.get("datasets") or [])
+    pipeline_run = lineage.get("pipeline_run")
+    if pipeline_run:
+        root.add(
+            f"pipeline run [bold]{escape(str(pipeline_run['id']))}[/bold] of {escape(str(pipeline_run.get('pipeline') or ''))}"
+            f" ({pipeline_run.get('status')}), step {escape(str(pipeline_run.get('step') or ''))}"
+            f"  [dim]shipyard pipeline show {escape(str(pipeline_run['id']))}[/dim]"
+        )
     return root
 
 
