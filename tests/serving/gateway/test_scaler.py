@@ -14,7 +14,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +27,7 @@ from shipyard.client import Client
 from shipyard.serving.gateway.scaler import WorkerScaler, target_workers
 from tests.conftest import free_port
 from tests.serving.gateway.fakes import breast_cancer_models
+from tests.serving.gateway.test_e2e import wait_for
 
 NS = "team-a"
 
@@ -287,15 +287,6 @@ def test_the_users_metrics_folder_is_kept_and_emptied_of_values(tmp_path: Path, 
 
 START_DEADLINE_S = 60.0
 SCALE_DEADLINE_S = 20.0
-
-
-def wait_for(check: Any, deadline_s: float, log: Path) -> None:
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out; gateway log:\n{log.read_text(errors='replace')[-4000:]}")
 
 
 def is_ready(url: str) -> bool:
