@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -47,7 +46,7 @@ from shipyard.pipelines import executors  # noqa: E402
 from shipyard.pipelines.control import SdkRecorder  # noqa: E402
 from shipyard.pipelines.executors.base import Executor  # noqa: E402
 from shipyard.pipelines.runner import Runner, RunResult  # noqa: E402
-from tracking import Processes, console, start_shipyard  # noqa: E402
+from tracking import Processes, console, machine_facts, start_shipyard  # noqa: E402
 
 NAMESPACE = "bench"
 TARGETS_MS = {"local": 50.0, "cache_hit": 20.0}
@@ -102,6 +101,7 @@ def main() -> int:
     parser.add_argument("--results-dir", type=Path, default=BENCH / "results")
     args = parser.parse_args()
     steps: int = args.steps
+    load_before = os.getloadavg()[0]
     if steps < 1:
         parser.error("--steps must be at least 1")
 
@@ -148,7 +148,7 @@ def main() -> int:
         finally:
             procs.stop_all()
 
-    return report(seconds, notes, steps, args.results_dir)
+    return report(seconds, notes, steps, args.results_dir, load_before)
 
 
 def measure_ray(client: Client, tmp: Path, *, steps: int, start: int, progress: Progress) -> float:
@@ -177,7 +177,7 @@ def measure_ray(client: Client, tmp: Path, *, steps: int, start: int, progress: 
         ray.shutdown()
 
 
-def report(seconds: dict[str, float], notes: dict[str, str], steps: int, results_dir: Path) -> int:
+def report(seconds: dict[str, float], notes: dict[str, str], steps: int, results_dir: Path, load_before: float) -> int:
     labels = {
         "plain": "plain Python calls",
         "local": "local executor, cache off",
@@ -217,8 +217,7 @@ def report(seconds: dict[str, float], notes: dict[str, str], steps: int, results
     payload = {
         "date": date.today().isoformat(),
         "steps": steps,
-        "cpus": os.cpu_count(),
-        "python": platform.python_version(),
+        "machine": machine_facts(load_before),
         "shipyard": shipyard.__version__,
         "modes": rows,
         "notes": notes,

@@ -27,7 +27,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import re
 import shutil
 import signal
@@ -54,6 +53,7 @@ from tracking import (
     console,
     ensure_mlflow_venv,
     free_port,
+    machine_facts,
     plot,
     tail,
     venv_python,
@@ -745,12 +745,7 @@ def main() -> int:
     results = {
         "kind": "serving",
         "date": date.today().isoformat(),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "load_average_1m": {"before": round(load_before[0], 2), "after": round(os.getloadavg()[0], 2)},
-        },
+        "machine": machine_facts(load_before[0]),
         "shipyard_version": shipyard.__version__,
         "mlflow_version": mlflow_version,
         "wrk_version": wrk_version(),

@@ -101,6 +101,16 @@ class Processes:
             os.killpg(proc.pid, sig)
 
 
+def machine_facts(load_before: float) -> dict[str, Any]:
+    """What a result needs to be read against; other work slows sides unequally, so the load goes with it."""
+    return {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "load_average_1m": {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)},
+    }
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -458,13 +468,7 @@ def main() -> int:
 
     results = {
         "date": date.today().isoformat(),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            # Other work on the machine slows both sides, not always equally: keep the load with the figures.
-            "load_average_1m": {"before": round(load_before[0], 2), "after": round(os.getloadavg()[0], 2)},
-        },
+        "machine": machine_facts(load_before[0]),
         "shipyard_version": shipyard.__version__,
         "mlflow_version": mlflow_version,
         "config": {

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from shipyard.access import blobs
 from shipyard.access.caller import Caller
 from shipyard.errors import Conflict, InvalidInput, NotFound, NotVisible, PermissionDenied
 from shipyard.pipelines import records
@@ -419,7 +420,7 @@ def test_other_tenants_see_nothing(platform: Platform, make_caller: MakeCaller) 
         "cached_step": lambda s: records.cached_step(s, outsider, TEAM, "k"),
         "append_logs": lambda s: records.append_logs(s, outsider, TEAM, run.id, [{"message": "x"}]),
         "read_logs": lambda s: records.read_logs(s, outsider, TEAM, run.id),
-        "held_blob": lambda s: records.held_blob(s, outsider, TEAM, digest),
+        "held_blob": lambda s: blobs.readable(s, outsider, TEAM, digest),
     }
     assert [name for name, call in calls.items() if not _refuses(platform, NotVisible, call)] == []
     # Naming their run from one's own namespace finds nothing either.
@@ -427,7 +428,7 @@ def test_other_tenants_see_nothing(platform: Platform, make_caller: MakeCaller) 
         with pytest.raises(NotFound):
             records.get_run(session, outsider, OTHER, run.id)
         with pytest.raises(NotFound):
-            records.held_blob(session, outsider, OTHER, digest)
+            blobs.readable(session, outsider, OTHER, digest)
         assert records.cached_step(session, outsider, OTHER, "k") is None
     with platform.db.session() as session:
         assert session.get(StepRun, step.id) is not None
@@ -461,11 +462,11 @@ def test_viewers_read_and_only_editors_write(platform: Platform, make_caller: Ma
 def test_blobs_are_found_only_where_they_were_uploaded(platform: Platform, teams: tuple[str, str]) -> None:
     digest = held_blob(platform, TEAM, b"bytes")
     with platform.db.session() as session:
-        assert records.held_blob(session, SYSTEM, TEAM, digest).size == 5
+        assert blobs.readable(session, SYSTEM, TEAM, digest).size == 5
         with pytest.raises(NotFound, match="has not been uploaded to namespace 'team-b'"):
-            records.held_blob(session, SYSTEM, OTHER, digest)
+            blobs.readable(session, SYSTEM, OTHER, digest)
         with pytest.raises(NotFound):
-            records.held_blob(session, SYSTEM, TEAM, "not-a-digest")
+            blobs.readable(session, SYSTEM, TEAM, "not-a-digest")
 
 
 # -- lineage ------------------------------------------------------------------------------

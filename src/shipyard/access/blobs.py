@@ -11,8 +11,8 @@ from sqlalchemy.orm import Session
 
 from shipyard.access.caller import Caller
 from shipyard.access.roles import Action
-from shipyard.artifacts import StoredBlob
-from shipyard.errors import InvalidInput
+from shipyard.artifacts import StoredBlob, validate_digest
+from shipyard.errors import InvalidInput, NotFound
 from shipyard.store.models import NamespaceBlob
 
 
@@ -31,4 +31,16 @@ def require_held(session: Session, namespace: str, digest: str) -> NamespaceBlob
             f"artifact {digest} has not been uploaded to namespace {namespace!r}: upload the file "
             "(PUT /namespaces/{namespace}/blobs, or Client.register_model does it) before registering it"
         )
+    return held
+
+
+def readable(session: Session, caller: Caller, namespace: str, digest: str) -> NamespaceBlob:
+    """A blob ``caller`` may read back: one uploaded into ``namespace``, which the caller may read."""
+    caller.require(Action.READ, namespace)
+    try:
+        held = session.get(NamespaceBlob, (namespace, validate_digest(digest)))
+    except InvalidInput:
+        held = None
+    if held is None:
+        raise NotFound(f"blob {digest!r} has not been uploaded to namespace {namespace!r}")
     return held

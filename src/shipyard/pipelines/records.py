@@ -438,12 +438,3 @@ def read_logs(
 
 
 # -- blobs ------------------------------------------------------------------------------
-
-
-def held_blob(session: Session, caller: Caller, namespace: str, digest: str) -> NamespaceBlob:
-    """A blob the namespace holds (its bytes were uploaded there), for a step to read back."""
-    caller.require(Action.READ, namespace)
-    held = session.get(NamespaceBlob, (namespace, digest)) if isinstance(digest, str) and _DIGEST.match(digest) else None
-    if held is None:
-        raise NotFound(f"blob {digest!r} has not been uploaded to namespace {namespace!r}")
-    return held

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Response, status
 from fastapi.responses import StreamingResponse
 
+from shipyard.access import blobs
 from shipyard.errors import NotFound
 from shipyard.pipelines import records
 from shipyard.server.deps import CallerDep, PlatformDep
@@ -150,5 +151,5 @@ def download_blob(
     caller: CallerDep,
 ) -> StreamingResponse:
     with platform.db.session() as session:
-        held = records.held_blob(session, caller, namespace, digest)
+        held = blobs.readable(session, caller, namespace, digest)
     return stream_blob(platform, held.digest, held.size, "application/octet-stream")

@@ -202,13 +202,10 @@ class Gateway:
             rows = to_matrix(payload, served.schema)
             predictions, probabilities = await _run(served, rows, with_proba=infer is not None)
         except ShipyardError as exc:
-            in_flight.dec()
             self._failed(exc, request_id, protocol, endpoint, served, rows, started)
             return _error(exc, request_id, served.label if served else NO_MODEL, v2_style=protocol == "v2")
-        except BaseException:
+        finally:
             in_flight.dec()
-            raise
-        in_flight.dec()
         label = served.label
         headers = _headers(request_id, label)
         if infer is not None:
