@@ -74,10 +74,10 @@ class PipelineRunsMixin:
         executor: str = "local",
         resumed_from: str | None = None,
         resources: Mapping[str, Any] | None = None,
-        status: str = "running",
+        trigger: str | None = None,
         namespace: str | None = None,
     ) -> JSON:
-        """Record a new run (``running``, or ``queued`` when it waits its turn)."""
+        """Record a new run: ``running`` when its namespace's quota admits it at once, else ``queued``."""
         body = {
             "pipeline": pipeline,
             "params": dict(params),
@@ -86,7 +86,7 @@ class PipelineRunsMixin:
             "executor": executor,
             "resumed_from": resumed_from,
             "resources": dict(resources) if resources is not None else None,
-            "status": status,
+            "trigger": trigger,
         }
         result: JSON = self.request("POST", f"/namespaces/{self._ns(namespace)}/pipeline-runs", json=body)
         return result
@@ -115,6 +115,55 @@ class PipelineRunsMixin:
         url = f"/namespaces/{self._ns(namespace)}/pipeline-runs/{_q(run_id)}"
         result: JSON = self.request("PATCH", url, json=body, idempotent=True)
         return result
+
+    def cancel_pipeline_run(self: _Transport, run_id: str, *, namespace: str | None = None) -> JSON:
+        """Cancel a queued run (it never starts) or a running one (its runner stops it within a second or so)."""
+        url = f"/namespaces/{self._ns(namespace)}/pipeline-runs/{_q(run_id)}"
+        result: JSON = self.request("PATCH", url, json={"status": "cancelled", "error": "cancelled by request"}, idempotent=True)
+        return result
+
+    def pipeline_queue(self: _Transport, *, namespace: str | None = None) -> JSON:
+        """The namespace's quota, what its running runs hold, and its queued runs in admission order."""
+        result: JSON = self.request("GET", f"/namespaces/{self._ns(namespace)}/queue")
+        return result
+
+    def set_quota(
+        self: _Transport,
+        *,
+        cpu: float | None = None,
+        memory_mb: int | None = None,
+        gpu: float | None = None,
+        concurrent_runs: int | None = None,
+        namespace: str | None = None,
+    ) -> JSON:
+        """Replace the namespace's quota (platform admins); a limit left None is no limit."""
+        body = {"cpu": cpu, "memory_mb": memory_mb, "gpu": gpu, "concurrent_runs": concurrent_runs}
+        result: JSON = self.request("PUT", f"/namespaces/{self._ns(namespace)}/quota", json=body, idempotent=True)
+        return result
+
+    def remove_quota(self: _Transport, *, namespace: str | None = None) -> None:
+        self.request("DELETE", f"/namespaces/{self._ns(namespace)}/quota", idempotent=True)
+
+    def emit_event(
+        self: _Transport, kind: str, subject: str, payload: Mapping[str, Any] | None = None, *, namespace: str | None = None
+    ) -> JSON:
+        """Report an event that triggers may react to: ``dataset.version`` or ``alert.fired``."""
+        body = {"kind": kind, "subject": subject, "payload": dict(payload) if payload is not None else None}
+        result: JSON = self.request("POST", f"/namespaces/{self._ns(namespace)}/events", json=body)
+        return result
+
+    def list_events(
+        self: _Transport,
+        *,
+        kind: str | None = None,
+        subject: str | None = None,
+        after: int = 0,
+        limit: int = 100,
+        namespace: str | None = None,
+    ) -> list[JSON]:
+        """Events with an id above ``after``, oldest first."""
+        params = {"kind": kind, "subject": subject, "after": after, "limit": limit}
+        return list(self.request("GET", f"/namespaces/{self._ns(namespace)}/events", params=params))
 
     def record_step(
         self: _Transport, run_id: str, step: str, attempt: int, *, namespace: str | None = None, **fields: Any

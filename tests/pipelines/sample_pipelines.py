@@ -115,3 +115,22 @@ def boom(message: str = "boom") -> int:
 @pipeline
 def broken(message: str = "boom") -> None:
     boom(message)
+
+
+@step(cache=False)
+def hold(tag: str, journal: str, gate: str = "", seconds: float = 0.4) -> str:
+    """Note when it starts and ends in ``journal``; waits for ``gate`` to exist first, if given."""
+    with open(journal, "a") as handle:
+        handle.write(f"start {tag} {time.time()}\n")
+    deadline = time.time() + 60
+    while gate and not Path(gate).exists() and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(seconds)
+    with open(journal, "a") as handle:
+        handle.write(f"end {tag} {time.time()}\n")
+    return tag
+
+
+@pipeline
+def held(tag: str, journal: str, gate: str = "", seconds: float = 0.4) -> None:
+    hold(tag, journal, gate, seconds)

@@ -12,7 +12,7 @@ import pytest
 from shipyard.access import blobs
 from shipyard.access.caller import Caller
 from shipyard.errors import Conflict, InvalidInput, NotFound, NotVisible, PermissionDenied
-from shipyard.pipelines import records
+from shipyard.pipelines import queue, records
 from shipyard.registry import lineage, models
 from shipyard.registry.models import VersionDraft
 from shipyard.runtime import Platform
@@ -33,6 +33,11 @@ def _run(platform: Platform, namespace: str = TEAM, **options: Any) -> PipelineR
     pipeline = options.pop("pipeline")
     with platform.db.session(write=True) as session:
         return records.create_run(session, SYSTEM, namespace, pipeline, {"rows": 10}, GRAPH, **options)
+
+
+def _quota(platform: Platform, namespace: str = TEAM, **limits: Any) -> None:
+    with platform.db.session(write=True) as session:
+        queue.set_quota(session, SYSTEM, namespace, **limits)
 
 
 def _update(platform: Platform, run_id: str, caller: Caller = SYSTEM, **changes: Any) -> PipelineRun:
@@ -60,9 +65,10 @@ def _logs(platform: Platform, run_id: str, **options: Any) -> list[StepLog]:
 
 def test_runs_are_recorded_listed_newest_first_and_filtered(platform: Platform, teams: tuple[str, str]) -> None:
     first = _run(platform, resources={"cpu": 2})
-    second = _run(platform, pipeline="fine-tune", status="queued", priority=5, executor="ray")
+    _quota(platform, concurrent_runs=1)  # the next runs wait for the first
+    second = _run(platform, pipeline="fine-tune", priority=5, executor="ray")
     third = _run(platform, resumed_from=first.id)
-    _run(platform, OTHER)
+    assert _run(platform, OTHER).status == "running", "another namespace's quota is its own"
     assert (first.status, first.executor, first.priority, first.resources) == ("running", "local", 0, {"cpu": 2})
     assert (first.params, first.graph, first.created_by, first.error) == ({"rows": 10}, GRAPH, SYSTEM.name, None)
     assert first.started_at is not None
@@ -73,7 +79,7 @@ def test_runs_are_recorded_listed_newest_first_and_filtered(platform: Platform, 
         listed = records.list_runs(session, SYSTEM, TEAM)
         assert [r.id for r in listed] == [third.id, second.id, first.id]
         assert [r.id for r in records.list_runs(session, SYSTEM, TEAM, pipeline="fine-tune")] == [second.id]
-        assert [r.id for r in records.list_runs(session, SYSTEM, TEAM, status="queued")] == [second.id]
+        assert [r.id for r in records.list_runs(session, SYSTEM, TEAM, status="queued")] == [third.id, second.id]
         assert [r.id for r in records.list_runs(session, SYSTEM, TEAM, limit=2)] == [third.id, second.id]
         assert records.list_runs(session, SYSTEM, TEAM, pipeline="ghost") == []
         assert records.get_run(session, SYSTEM, TEAM, first.id).id == first.id
@@ -87,7 +93,9 @@ def test_runs_are_recorded_listed_newest_first_and_filtered(platform: Platform, 
 @pytest.mark.parametrize(
     ("options", "words"),
     [
-        ({"status": "succeeded"}, "'queued' or 'running'"),
+        ({"resources": {"tpu": 1}}, r"resources \['tpu'\] are unknown"),
+        ({"resources": {"cpu": -1}}, "resources cpu -1 is not valid"),
+        ({"trigger": ""}, "trigger '' is not valid"),
         ({"executor": "slurm"}, "executor 'slurm' is unknown"),
         ({"pipeline": "has space"}, "pipeline name 'has space' is not valid"),
         ({"pipeline": ""}, "pipeline name '' is not valid"),
@@ -111,16 +119,15 @@ def test_a_run_resumes_only_a_run_of_its_own_namespace(platform: Platform, teams
 
 
 def test_run_transitions(platform: Platform, teams: tuple[str, str]) -> None:
-    queued = _run(platform, status="queued")
-    running = _update(platform, queued.id, status="running")
+    running = _run(platform)
     assert running.started_at is not None
     assert running.finished_at is None
-    assert _update(platform, queued.id, status="running").started_at == running.started_at  # the same status: no change
-    done = _update(platform, queued.id, status="succeeded")
+    assert _update(platform, running.id, status="running").started_at == running.started_at  # the same status: no change
+    done = _update(platform, running.id, status="succeeded")
     assert done.finished_at is not None
     assert done.finished_at >= done.started_at  # type: ignore[operator]
     with pytest.raises(Conflict, match="is succeeded and cannot become running"):
-        _update(platform, queued.id, status="running")
+        _update(platform, running.id, status="running")
 
     failed = _update(platform, _run(platform).id, status="failed", error="step 'train' failed")
     assert (failed.status, failed.error) == ("failed", "step 'train' failed")
@@ -129,12 +136,17 @@ def test_run_transitions(platform: Platform, teams: tuple[str, str]) -> None:
     with pytest.raises(Conflict):
         _update(platform, failed.id, status="succeeded")
 
-    waiting = _run(platform, status="queued")
+    holder = _run(platform)
+    _quota(platform, concurrent_runs=1)
+    waiting = _run(platform)
+    assert (waiting.status, waiting.started_at) == ("queued", None)
     with pytest.raises(Conflict, match="queued and cannot become succeeded"):
         _update(platform, waiting.id, status="succeeded")
+    with pytest.raises(Conflict, match="starts when its namespace's quota lets it"):
+        _update(platform, waiting.id, status="running")
     cancelled = _update(platform, waiting.id, status="cancelled")
     assert (cancelled.started_at, cancelled.finished_at is not None) == (None, True)
-    assert _update(platform, _run(platform).id, status="cancelled").status == "cancelled"
+    assert _update(platform, holder.id, status="cancelled").status == "cancelled"
     with pytest.raises(InvalidInput, match="'paused' is unknown"):
         _update(platform, _run(platform).id, status="paused")
 

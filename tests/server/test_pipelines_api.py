@@ -64,7 +64,8 @@ def test_runs_are_created_listed_read_and_moved_on(lab: TestClient) -> None:
         "resources": {"cpu": 2},
     }
     assert (first["created_by"], first["error"], first["resumed_from"], first["finished_at"]) == ("admin", None, None, None)
-    queued = _new_run(lab, pipeline="fine-tune", status="queued", executor="ray", resumed_from=first["id"])
+    assert lab.put(f"{BASE}/quota", json={"concurrent_runs": 1, "cpu": 8}).status_code == 200  # the next run waits
+    queued = _new_run(lab, pipeline="fine-tune", executor="ray", resumed_from=first["id"])
     assert (queued["status"], queued["started_at"], queued["resumed_from"]) == ("queued", None, first["id"])
 
     assert [r["id"] for r in lab.get(RUNS).json()] == [queued["id"], first["id"]]
@@ -77,18 +78,20 @@ def test_runs_are_created_listed_read_and_moved_on(lab: TestClient) -> None:
     assert moved.status_code == 200, moved.text
     assert (moved.json()["status"], moved.json()["error"]) == ("failed", "step 'train' failed")
     assert moved.json()["finished_at"] is not None
+    admitted = lab.get(f"{RUNS}/{queued['id']}").json()
+    assert (admitted["status"], admitted["started_at"] is not None) == ("running", True), "the freed slot goes to the queue"
     refused(lab.patch(f"{RUNS}/{first['id']}", json={"status": "running"}), 409, "conflict", "cannot become running", "resume")
     assert lab.patch(f"{RUNS}/{first['id']}", json={"status": "failed"}).status_code == 200  # a retried PATCH is harmless
 
     refused(lab.get(f"{RUNS}/{'0' * 32}"), 404, "not_found", "does not exist")
-    refused(_create(lab, status="succeeded"), 422, "invalid_input", "status")
+    refused(_create(lab, status="running"), 422, "invalid_input", "status")  # only admission starts a run
+    refused(_create(lab, resources={"cpu": 64}), 400, "invalid_input", "asks for 64 cpu", "quota")
     refused(_create(lab, executor="slurm"), 422, "invalid_input", "executor")
     refused(_create(lab, pipeline="has space"), 400, "invalid_input", "pipeline name")
     refused(_create(lab, colour="red"), 422, "invalid_input", "colour")
     refused(_create(lab, resumed_from="0" * 32), 404, "not_found", "0" * 32)
     refused(lab.get(RUNS, params={"status": "done"}), 422, "invalid_input", "status")
     refused(lab.get(RUNS, params={"limit": 0}), 422, "invalid_input", "limit")
-    refused(lab.patch(f"{RUNS}/{queued['id']}", json={"status": "succeeded"}), 409, "conflict", "queued")
 
 
 def test_steps_are_upserted_listed_and_found_in_the_cache(lab: TestClient) -> None:
@@ -221,7 +224,9 @@ def test_outsiders_get_404_and_viewers_cannot_write(lab: TestClient, platform: P
 def test_the_sdk_records_a_pipeline_run(client: Client, teams: tuple[str, str]) -> None:
     run = client.create_pipeline_run("quickstart", params={"rows": 10}, graph=GRAPH, resources={"cpu": 1}, namespace=TEAM)
     assert (run["status"], run["executor"], run["resources"]) == ("running", "local", {"cpu": 1})
-    queued = client.create_pipeline_run("quickstart", params={}, graph={}, status="queued", priority=2, namespace=TEAM)
+    client.set_quota(concurrent_runs=1, namespace=TEAM)
+    queued = client.create_pipeline_run("quickstart", params={}, graph={}, priority=2, trigger="schedule/x/1", namespace=TEAM)
+    assert (queued["status"], queued["trigger"], queued["priority"]) == ("queued", "schedule/x/1", 2)
     assert client.get_pipeline_run(run["id"], namespace=TEAM) == run
     assert [r["id"] for r in client.list_pipeline_runs(namespace=TEAM)] == [queued["id"], run["id"]]
     assert [r["id"] for r in client.list_pipeline_runs(status="queued", namespace=TEAM)] == [queued["id"]]

@@ -16,7 +16,16 @@ class SdkRecorder:
         self.namespace = namespace or client.namespace
 
     def create_run(
-        self, pipeline: str, *, params: Mapping[str, Any], graph: Mapping[str, Any], executor: str, resumed_from: str | None
+        self,
+        pipeline: str,
+        *,
+        params: Mapping[str, Any],
+        graph: Mapping[str, Any],
+        executor: str,
+        resumed_from: str | None,
+        priority: int = 0,
+        resources: Mapping[str, Any] | None = None,
+        trigger: str | None = None,
     ) -> dict[str, Any]:
         return self.client.create_pipeline_run(
             pipeline,
@@ -24,6 +33,9 @@ class SdkRecorder:
             graph=dict(graph),
             executor=executor,
             resumed_from=resumed_from,
+            priority=priority,
+            resources=resources,
+            trigger=trigger,
             namespace=self.namespace,
         )
 

@@ -27,11 +27,17 @@ def run_pipeline(
     ray_address: str | None = None,
     max_parallel: int | None = None,
     on_event: Event | None = None,
+    priority: int = 0,
+    trigger: str | None = None,
 ) -> RunResult:
-    """Run ``pipeline`` with ``params``, recording it in ``namespace``; returns when the run has ended."""
+    """Run ``pipeline`` with ``params``, recording it in ``namespace``; returns when the run has ended.
+
+    When the namespace's quota is taken the run first waits in its queue (higher ``priority``
+    first); ``trigger`` records what started it when no person did (a schedule).
+    """
     runner, close = _runner(namespace, executor, cache, client, ray_address, max_parallel, on_event)
     try:
-        return runner.run(pipeline, params)
+        return runner.run(pipeline, params, priority=priority, trigger=trigger)
     finally:
         close()
 

@@ -5,8 +5,10 @@ The runner (on this host or another) writes these through the API as it goes; re
 (content digests), from which cache entry, and what it printed.
 
 A run moves ``queued -> running -> succeeded | failed | cancelled`` (and ``queued ->
-cancelled``); a finished run never runs again: resuming makes a new run that names the old
-one in ``resumed_from``. A step attempt moves ``pending -> running -> succeeded | failed``;
+cancelled``). Every new run enters its namespace's queue and only admission (``queue``)
+starts it; a finished run never runs again: resuming makes a new run that names the old
+one in ``resumed_from``. A run that finishes appends a ``pipeline.finished`` event, which
+schedules may trigger on. A step attempt moves ``pending -> running -> succeeded | failed``;
 ``cached`` and ``skipped`` attempts are recorded as such (from ``pending`` at the latest).
 """
 
@@ -20,17 +22,19 @@ import orjson
 from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
+from shipyard import events
 from shipyard.access import namespaces
 from shipyard.access.caller import Caller
 from shipyard.access.roles import Action
 from shipyard.errors import Conflict, InvalidInput, NotFound
+from shipyard.pipelines import queue
 from shipyard.store.bulk import insert_rows
 from shipyard.store.models import NamespaceBlob, PipelineRun, StepLog, StepRun, now_ms
 
 RUN_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 RUN_FINISHED = frozenset({"succeeded", "failed", "cancelled"})
 RUN_TRANSITIONS: dict[str, frozenset[str]] = {
-    "queued": frozenset({"running", "cancelled"}),
+    "queued": frozenset({"cancelled"}),  # queued -> running is admission's alone
     "running": frozenset({"succeeded", "failed", "cancelled"}),
 }
 STEP_STATUSES = ("pending", "running", "succeeded", "failed", "cached", "skipped")
@@ -154,33 +158,54 @@ def create_run(
     executor: str = "local",
     resumed_from: str | None = None,
     resources: Mapping[str, Any] | None = None,
-    status: str = "running",
+    trigger: str | None = None,
 ) -> PipelineRun:
-    """Record a new run, ``running`` (the runner has started it) or ``queued`` (it waits its turn)."""
+    """Record a new run in its namespace's queue, admitted at once (``running``) when it fits its quota."""
     namespaces.require_exists(session, caller, namespace, Action.WRITE)
     _name(pipeline, "pipeline name")
-    if status not in ("queued", "running"):
-        raise InvalidInput(f"a new pipeline run is 'queued' or 'running', not {status!r}")
     if resumed_from is not None:
         get_run(session, caller, namespace, resumed_from)
-    now = now_ms()
+    asked = _resources(resources)
+    queue.check_fits_at_all(session, namespace, asked)
     run = PipelineRun(
         namespace=namespace,
         pipeline=pipeline,
         params=_json_object(params, "params"),
         graph=_json_object(graph, "graph"),
-        status=status,
+        status="queued",
         priority=_whole(priority, "priority", -MAX_INT32, MAX_INT32),
         executor=_choice(executor, EXECUTORS, "executor"),
         resumed_from=resumed_from,
-        resources=_json_object(resources, "resources") if resources is not None else None,
-        created_at=now,
+        resources=asked,
+        trigger=_trigger(trigger),
+        created_at=now_ms(),
         created_by=caller.name,
-        started_at=now if status == "running" else None,
     )
     session.add(run)
     session.flush()
+    queue.admit(session, namespace)
     return run
+
+
+def _resources(value: Any) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    found = _json_object(value, "resources")
+    unknown = set(found) - set(queue.RESOURCES)
+    if unknown:
+        raise InvalidInput(f"resources {sorted(unknown)} are unknown: expected some of {', '.join(queue.RESOURCES)}")
+    for key, amount in found.items():
+        if isinstance(amount, bool) or not isinstance(amount, (int, float)) or not 0 <= amount <= MAX_INT64:
+            raise InvalidInput(f"resources {key} {amount!r} is not valid: expected a number of at least 0")
+    return found
+
+
+def _trigger(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not 1 <= len(value) <= 255:
+        raise InvalidInput(f"trigger {value!r} is not valid: expected 1-255 characters, e.g. 'schedule/nightly/<fire id>'")
+    return _printable(value)
 
 
 def get_run(session: Session, caller: Caller, namespace: str, run_id: str) -> PipelineRun:
@@ -223,17 +248,21 @@ def update_run(
         allowed = RUN_TRANSITIONS.get(run.status, frozenset())
         if status not in allowed:
             hint = " (resume it: that starts a new run)" if run.status in RUN_FINISHED else ""
+            if run.status == "queued" and status == "running":
+                hint = " (a queued run starts when its namespace's quota lets it: see `shipyard pipeline queue`)"
             raise Conflict(
                 f"pipeline run {run.id} is {run.status} and cannot become {status}: "
                 f"expected one of {', '.join(sorted(allowed)) or 'nothing, it has finished'}{hint}"
             )
-        now = now_ms()
-        if status == "running" and run.started_at is None:
-            run.started_at = now
-        if status in RUN_FINISHED:
-            run.finished_at = now
         run.status = status
-    if error is not None:
+        run.finished_at = now_ms()
+        if error is not None:
+            run.error = _error_text(error)
+        session.flush()
+        queue.admit(session, namespace)  # capacity freed: the next in the queue may start
+        payload = {"run_id": run.id, "status": run.status}
+        events.append(session, namespace, events.PIPELINE_FINISHED, run.pipeline, payload, caller.name)
+    elif error is not None:
         run.error = _error_text(error)
     return run
 

@@ -40,6 +40,8 @@ FINISHED = ("succeeded", "cached")
 POLL_S = 0.002
 RECENT_MAX_BYTES = 64 * 1024 * 1024
 LOG_SHIP_S = 0.5
+STATUS_CHECK_S = 1.0  # how often a running run looks whether someone cancelled it
+QUEUE_POLL_S = 0.5  # how often a queued run looks whether it was admitted
 
 
 class Recorder(Protocol):
@@ -48,7 +50,8 @@ class Recorder(Protocol):
     namespace: str
 
     def create_run(self, pipeline: str, *, params: Mapping[str, Any], graph: Mapping[str, Any], executor: str,
-                   resumed_from: str | None) -> dict[str, Any]: ...  # fmt: skip
+                   resumed_from: str | None, priority: int, resources: Mapping[str, Any],
+                   trigger: str | None) -> dict[str, Any]: ...  # fmt: skip
     def update_run(self, run_id: str, *, status: str, error: str | None = None) -> dict[str, Any]: ...
     def get_run(self, run_id: str) -> dict[str, Any]: ...
     def record_step(self, run_id: str, step: str, attempt: int, **fields: Any) -> dict[str, Any]: ...
@@ -60,7 +63,8 @@ class Recorder(Protocol):
     def step_environment(self) -> dict[str, str]: ...
 
 
-Event = Callable[[str, str, Mapping[str, Any]], None]  # (kind, node, details): started, cached, retrying, succeeded, failed
+# (kind, node, details): queued and admitted (node ''), started, cached, retrying, succeeded, failed
+Event = Callable[[str, str, Mapping[str, Any]], None]
 
 
 @dataclass
@@ -122,8 +126,12 @@ class Runner:
 
     # -- entry points -----------------------------------------------------------------
 
-    def run(self, pipeline: Pipeline, params: Mapping[str, Any] | None = None) -> RunResult:
-        return self._execute(pipeline, pipeline.build(**dict(params or {})), reuse={}, resumed_from=None)
+    def run(
+        self, pipeline: Pipeline, params: Mapping[str, Any] | None = None, *, priority: int = 0, trigger: str | None = None
+    ) -> RunResult:
+        """Run ``pipeline``: it waits in its namespace's queue first when the quota is taken."""
+        graph = pipeline.build(**dict(params or {}))
+        return self._execute(pipeline, graph, reuse={}, resumed_from=None, priority=priority, trigger=trigger)
 
     def resume(self, run_id: str) -> RunResult:
         old = self.recorder.get_run(run_id)
@@ -135,27 +143,48 @@ class Runner:
             if record.get("status") in FINISHED:
                 reuse[str(record["step"])] = record
         graph = pipeline.build(**dict(old.get("params") or {}))
-        return self._execute(pipeline, graph, reuse=reuse, resumed_from=run_id)
+        priority = int(old.get("priority") or 0)
+        return self._execute(pipeline, graph, reuse=reuse, resumed_from=run_id, priority=priority, trigger=None)
 
     # -- the loop ---------------------------------------------------------------------
 
     def _execute(
-        self, pipeline: Pipeline, graph: Graph, *, reuse: Mapping[str, dict[str, Any]], resumed_from: str | None
+        self,
+        pipeline: Pipeline,
+        graph: Graph,
+        *,
+        reuse: Mapping[str, dict[str, Any]],
+        resumed_from: str | None,
+        priority: int,
+        trigger: str | None,
     ) -> RunResult:
         description = {**graph.to_dict(), "ref": pipeline_ref(pipeline)}
         run = self.recorder.create_run(
-            pipeline.name, params=graph.params, graph=description, executor=self.executor.name, resumed_from=resumed_from
-        )
+            pipeline.name, params=graph.params, graph=description, executor=self.executor.name, resumed_from=resumed_from,
+            priority=priority, resources=run_demand(graph), trigger=trigger,
+        )  # fmt: skip
         run_id = str(run["id"])
+        if run.get("status") == "queued" and not self._wait_for_admission(run_id):
+            return RunResult(run_id, "cancelled", {}, "cancelled while queued", self.recorder)
         outcomes: dict[str, StepOutcome] = {}
         running: dict[str, _Running] = {}
         retries: dict[str, tuple[float, int]] = {}  # node -> (when, next attempt)
         started: set[str] = set()
         failure: str | None = None
         workdir = Path(tempfile.mkdtemp(prefix="shipyard-run-"))
-        last_ship = self.clock()
+        last_ship = last_check = self.clock()
+        cancelled = False
         try:
             while True:
+                if running and self.clock() - last_check >= STATUS_CHECK_S:
+                    last_check = self.clock()
+                    if self.recorder.get_run(run_id).get("status") == "cancelled":
+                        cancelled = True
+                        failure = failure or "cancelled"
+                        for job in running.values():
+                            job.handle.cancel()
+                        running.clear()
+                        break
                 done = {name for name, o in outcomes.items() if o.status in FINISHED}
                 if failure is None:
                     for name in graph.ready(done, started):
@@ -196,6 +225,9 @@ class Runner:
             raise
         finally:
             _remove_tree(workdir)
+        if cancelled:
+            self.on_event("cancelled", "", {})
+            return RunResult(run_id, "cancelled", outcomes, "cancelled while running", self.recorder)
         complete = all(outcomes.get(name) is not None and outcomes[name].status in FINISHED for name in graph.nodes)
         status = "succeeded" if complete and failure is None else "failed"
         error = None
@@ -204,6 +236,23 @@ class Runner:
             error = f"{reason} (resume with: {resume_command(run_id, self.recorder.namespace)})"
         self.recorder.update_run(run_id, status=status, error=error)
         return RunResult(run_id, status, outcomes, error, self.recorder)
+
+    def _wait_for_admission(self, run_id: str) -> bool:
+        """Wait while the run is queued; False when it was cancelled there."""
+        self.on_event("queued", "", {"run_id": run_id})
+        while True:
+            try:
+                time.sleep(QUEUE_POLL_S)
+                status = self.recorder.get_run(run_id).get("status")
+            except BaseException:
+                self.recorder.update_run(run_id, status="cancelled", error="the runner was interrupted while queued")
+                raise
+            if status == "running":
+                self.on_event("admitted", "", {"run_id": run_id})
+                return True
+            if status != "queued":
+                self.on_event("cancelled", "", {"run_id": run_id})
+                return False
 
     def _start(
         self,
@@ -325,6 +374,17 @@ class Runner:
         lines = [orjson.loads(line) for line in complete.splitlines() if line.strip()]
         if lines:
             self.recorder.append_logs(run_id, lines)
+
+
+def run_demand(graph: Graph) -> dict[str, float]:
+    """What a run asks its namespace's quota for: the largest request of any of its steps."""
+    demand = {"cpu": 0.0, "memory_mb": 0.0, "gpu": 0.0}
+    for node in graph.nodes.values():
+        resources = node.step.options.resources
+        demand["cpu"] = max(demand["cpu"], resources.cpu)
+        demand["memory_mb"] = max(demand["memory_mb"], float(resources.memory_mb))
+        demand["gpu"] = max(demand["gpu"], resources.gpu)
+    return demand
 
 
 def _finished(outcomes: Mapping[str, StepOutcome]) -> set[str]:

@@ -14,11 +14,13 @@ from shipyard.server.routes import (
     artifacts,
     audit,
     endpoints,
+    events,
     experiments,
     health,
     models,
     namespaces,
     pipelines,
+    queues,
     runs,
     serving,
     tokens,
@@ -26,7 +28,10 @@ from shipyard.server.routes import (
 )
 
 API_PREFIX = "/api/v1"
-ROUTERS = (health, namespaces, users, tokens, audit, experiments, runs, artifacts, models, endpoints, serving, pipelines)
+ROUTERS = (
+    health, namespaces, users, tokens, audit, experiments, runs, artifacts, models, endpoints, serving, pipelines,
+    queues, events,
+)  # fmt: skip
 
 log = logging.getLogger("shipyard.server")
 

@@ -452,8 +452,10 @@ class PipelineRunIn(Body):
     priority: int = Field(default=0, ge=-MAX_INT32, le=MAX_INT32)
     executor: Executor = "local"
     resumed_from: str | None = Field(default=None, max_length=32, description="The run this one resumes.")
-    resources: dict[str, Any] | None = Field(default=None, description="What the run asks for (CPU, memory, GPU).")
-    status: Literal["queued", "running"] = "running"
+    resources: dict[str, float] | None = Field(
+        default=None, description="What the run asks its namespace's quota for: cpu, memory_mb, gpu."
+    )
+    trigger: str | None = Field(default=None, max_length=255, description="What started it, when no person did.")
 
 
 class PipelineRunPatch(Body):
@@ -473,10 +475,108 @@ class PipelineRunOut(Out):
     error: str | None
     resumed_from: str | None
     resources: dict[str, Any] | None
+    trigger: str | None
     created_at: int
     created_by: str
     started_at: int | None
     finished_at: int | None
+
+
+class QuotaIn(Body):
+    cpu: float | None = Field(default=None, ge=0, le=1_000_000, description="CPUs the namespace's running runs may hold.")
+    memory_mb: int | None = Field(default=None, ge=0, le=2**40, description="Memory in MiB.")
+    gpu: float | None = Field(default=None, ge=0, le=1_000_000)
+    concurrent_runs: int | None = Field(default=None, ge=0, le=1_000_000, description="Runs running at once.")
+
+
+class QuotaOut(Out):
+    cpu: float | None
+    memory_mb: int | None
+    gpu: float | None
+    concurrent_runs: int | None
+    updated_at: int
+    updated_by: str
+
+
+class QueueOut(BaseModel):
+    namespace: str
+    quota: QuotaOut | None = Field(description="None: the namespace has no quota, so runs never wait.")
+    running: int
+    used: dict[str, float] = Field(description="What the running runs hold: cpu, memory_mb, gpu.")
+    queued: list[PipelineRunOut] = Field(description="Queued runs in the order they will start.")
+
+
+EventKind = Literal["alert.fired", "dataset.version", "pipeline.finished"]
+
+
+class EventIn(Body):
+    kind: Literal["alert.fired", "dataset.version"]
+    subject: str = Field(min_length=1, max_length=255, examples=["catalogue"])
+    payload: dict[str, Any] | None = None
+
+
+class EventOut(Out):
+    id: int
+    namespace: str
+    kind: str
+    subject: str
+    payload: dict[str, Any] | None
+    created_at: int
+    created_by: str
+
+
+class EventTrigger(Body):
+    kind: EventKind
+    subject: str = Field(min_length=1, max_length=255, description="The pipeline, dataset or alert name to react to.")
+    status: Literal["succeeded", "failed", "cancelled"] | None = Field(
+        default=None, description="For pipeline.finished: the outcome to react to (default succeeded)."
+    )
+
+
+class ScheduleIn(Body):
+    pipeline: str = Field(min_length=3, max_length=1024, examples=["pipelines.train:quickstart"])
+    workdir: str | None = Field(default=None, max_length=4096, description="Folder the pipeline imports from.")
+    params: dict[str, Any] = Field(default_factory=dict)
+    executor: Executor = "local"
+    priority: int = Field(default=0, ge=-MAX_INT32, le=MAX_INT32)
+    cron: str | None = Field(default=None, max_length=255, examples=["0 2 * * *"])
+    timezone: str = Field(default="UTC", max_length=63, examples=["Europe/Paris"])
+    on_event: EventTrigger | None = None
+    enabled: bool = True
+
+
+class SchedulePatch(Body):
+    enabled: bool
+
+
+class ScheduleOut(Out):
+    id: str
+    namespace: str
+    name: str
+    pipeline: str
+    workdir: str | None
+    params: dict[str, Any]
+    executor: str
+    priority: int
+    cron: str | None
+    timezone: str
+    on_event: dict[str, Any] | None
+    enabled: bool
+    next_due_at: int | None
+    created_at: int
+    created_by: str
+    updated_at: int
+
+
+class ScheduleFireOut(Out):
+    id: str
+    fire_key: str
+    due_at: int
+    reason: str
+    status: str
+    pipeline_run_id: str | None
+    error: str | None
+    created_at: int
 
 
 class StepArtifactIn(Body):

@@ -342,6 +342,8 @@ class PipelineRun(Base):
     error: Mapped[str | None] = mapped_column(Text)
     resumed_from: Mapped[str | None] = mapped_column(String(32))
     resources: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # What started it when no person did: "schedule/<name>/<fire id>".
+    trigger: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[int] = mapped_column(BigInteger, default=now_ms)
     created_by: Mapped[str] = mapped_column(String(255))
     started_at: Mapped[int | None] = mapped_column(BigInteger)
@@ -391,3 +393,81 @@ class StepLog(Base):
     level: Mapped[str] = mapped_column(String(32), default="INFO")
     message: Mapped[str] = mapped_column(Text)
     extra: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class NamespaceQuota(Base):
+    """What a namespace's pipeline runs may hold at once; a limit left empty is no limit."""
+
+    __tablename__ = "namespace_quotas"
+
+    namespace: Mapped[str] = mapped_column(String(63), primary_key=True)
+    cpu: Mapped[float | None] = mapped_column(Float)
+    memory_mb: Mapped[int | None] = mapped_column(BigInteger)
+    gpu: Mapped[float | None] = mapped_column(Float)
+    concurrent_runs: Mapped[int | None] = mapped_column(Integer)
+    updated_at: Mapped[int] = mapped_column(BigInteger, default=now_ms)
+    updated_by: Mapped[str] = mapped_column(String(255))
+
+
+class PlatformEvent(Base):
+    """Something that happened and that triggers may react to: a run finished, a dataset version, an alert."""
+
+    __tablename__ = "events"
+    __table_args__ = (Index("ix_events_namespace_kind", "namespace", "kind", "id"),)
+
+    # An increasing integer: the scheduler keeps, per schedule, the last one it has seen.
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    namespace: Mapped[str] = mapped_column(String(63))
+    kind: Mapped[str] = mapped_column(String(63))
+    subject: Mapped[str] = mapped_column(String(255))
+    payload: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[int] = mapped_column(BigInteger, default=now_ms)
+    created_by: Mapped[str] = mapped_column(String(255))
+
+
+class Schedule(Base):
+    """Run a pipeline on a cron expression, on matching events, or both."""
+
+    __tablename__ = "schedules"
+    __table_args__ = (UniqueConstraint("namespace", "name", name="uq_schedules_namespace_name"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    namespace: Mapped[str] = mapped_column(String(63))
+    name: Mapped[str] = mapped_column(String(63))
+    pipeline: Mapped[str] = mapped_column(String(1024))  # MODULE:NAME or FILE.py:NAME
+    workdir: Mapped[str | None] = mapped_column(Text)  # where the pipeline imports from
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    executor: Mapped[str] = mapped_column(String(16), default="local")
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    cron: Mapped[str | None] = mapped_column(String(255))
+    timezone: Mapped[str] = mapped_column(String(63), default="UTC")
+    on_event: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # {"kind", "subject"[, "status"]}
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    next_due_at: Mapped[int | None] = mapped_column(BigInteger)
+    event_cursor: Mapped[int] = mapped_column(BigInteger, default=0)
+    run_as: Mapped[str] = mapped_column(String(32))  # the principal whose rights its runs get
+    created_at: Mapped[int] = mapped_column(BigInteger, default=now_ms)
+    created_by: Mapped[str] = mapped_column(String(255))
+    updated_at: Mapped[int] = mapped_column(BigInteger, default=now_ms)
+
+
+class ScheduleFire(Base):
+    """One firing of a schedule. The unique key makes a due time or an event fire at most once."""
+
+    __tablename__ = "schedule_fires"
+    __table_args__ = (
+        UniqueConstraint("schedule_id", "fire_key", name="uq_schedule_fires_schedule_key"),
+        Index("ix_schedule_fires_namespace_created", "namespace", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    schedule_id: Mapped[str] = mapped_column(ForeignKey("schedules.id", ondelete="CASCADE"))
+    namespace: Mapped[str] = mapped_column(String(63))
+    fire_key: Mapped[str] = mapped_column(String(255))  # "cron:<due ms>" or "event:<event id>"
+    due_at: Mapped[int] = mapped_column(BigInteger)
+    reason: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="launching")
+    pipeline_run_id: Mapped[str | None] = mapped_column(String(32))
+    pid: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[int] = mapped_column(BigInteger, default=now_ms)

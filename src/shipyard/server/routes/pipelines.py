@@ -46,7 +46,7 @@ def create_pipeline_run(namespace: str, body: PipelineRunIn, platform: PlatformD
             executor=body.executor,
             resumed_from=body.resumed_from,
             resources=body.resources,
-            status=body.status,
+            trigger=body.trigger,
         )
         return PipelineRunOut.model_validate(run)
 
