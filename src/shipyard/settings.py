@@ -28,6 +28,7 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(default=16 * 1024 * 1024, gt=0, description="Limit for JSON bodies.")
     max_artifact_bytes: int = Field(default=5 * 1024**3, gt=0, description="Limit for one artifact upload.")
     default_token_days: int = Field(default=90, gt=0, description="Lifetime of new tokens unless given.")
+    scheduler_interval_s: float = Field(default=5.0, gt=0, le=3600, description="How often the scheduler looks for due work.")
 
     def resolved_home(self) -> Path:
         return self.home.expanduser().resolve()

@@ -1,4 +1,4 @@
-"""``shipyard pipeline`` (run, resume, runs, show) and ``shipyard logs``."""
+"""``shipyard pipeline`` (run, resume, runs, show, queue, cancel) and ``shipyard logs``."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ from shipyard.errors import ShipyardError
 
 app = typer.Typer(help="Pipelines: run, resume and inspect pipeline runs.", no_args_is_help=True)
 
-RUN_COLUMNS = ("id", "pipeline", "status", "executor", "created_at", "finished_at", "created_by")
+RUN_COLUMNS = ("id", "pipeline", "status", "priority", "executor", "created_at", "finished_at", "created_by")
+QUEUE_COLUMNS = ("position", "id", "pipeline", "priority", "resources", "created_at", "created_by")
 STEP_COLUMNS = ("step", "attempt", "status", "cache_key", "started_at", "finished_at", "error")
 ExecutorOption = Annotated[str, typer.Option("--executor", "-e", help="local (processes on this machine) or ray.")]
 RayAddressOption = Annotated[
@@ -61,6 +62,10 @@ class _Board:
             "succeeded": f"[green]{node}[/green] done in {details.get('seconds', 0):.2f} s",
             "retrying": f"[yellow]{node}[/yellow] failed, retrying in {details.get('delay', 0):g} s: {error}",
             "failed": f"[red]{node}[/red] failed: {error}",
+            "queued": f"[yellow]queued[/yellow]: the namespace's quota is taken (run {details.get('run_id')}; "
+            "see `shipyard pipeline queue`)",
+            "admitted": "[cyan]admitted[/cyan]: starting",
+            "cancelled": "[red]cancelled[/red]",
         }.get(kind)
         if note:
             self.progress.console.print(note, highlight=False)
@@ -75,8 +80,10 @@ def run(
     ray_address: RayAddressOption = None,
     cache: Annotated[bool, typer.Option("--cache/--no-cache", help="Reuse outputs of identical earlier steps.")] = True,
     max_parallel: ParallelOption = None,
+    priority: Annotated[int, typer.Option(help="Place in the namespace's queue when its quota is taken: higher first.")] = 0,
+    trigger: Annotated[str | None, typer.Option(envvar="SHIPYARD_TRIGGER", hidden=True)] = None,
 ) -> None:
-    """Run a pipeline and wait for it; the exit status is 1 when a step fails."""
+    """Run a pipeline and wait for it (after its turn in the namespace's queue); exit status 1 when a step fails."""
     from shipyard.pipelines.launcher import import_pipeline, run_pipeline
 
     try:
@@ -90,7 +97,7 @@ def run(
         with board.progress:
             result = run_pipeline(
                 pipeline, graph.params, namespace=namespace, executor=executor, cache=cache, client=client,
-                ray_address=ray_address, max_parallel=max_parallel, on_event=board,
+                ray_address=ray_address, max_parallel=max_parallel, on_event=board, priority=priority, trigger=trigger,
             )  # fmt: skip
         _report(result.run_id, result.status, result.error)
 
@@ -153,6 +160,40 @@ def show(
         return
     emit_record({k: v for k, v in record.items() if k != "graph"}, output, title=f"Pipeline run {run_id}")
     emit([{**s, "cache_key": (s.get("cache_key") or "")[:12]} for s in steps], output, columns=STEP_COLUMNS, title="Steps")
+
+
+@app.command("queue")
+def queue(namespace: NamespaceOption = "default", output: OutputOption = Format.TABLE) -> None:
+    """The namespace's quota, what its running runs hold, and its queued runs in the order they will start."""
+    with connect() as client:
+        found = client.pipeline_queue(namespace=namespace)
+    if output != Format.TABLE:
+        emit(found, output)
+        return
+    quota = found.get("quota")
+    limits = "none" if quota is None else _limits(quota)
+    console.print(f"Quota of [bold]{namespace}[/bold]: {limits}")
+    console.print(f"Running: {found['running']} run(s) holding {_limits(found['used'])}")
+    rows = [{"position": n, **run} for n, run in enumerate(found["queued"], start=1)]
+    emit(rows, output, columns=QUEUE_COLUMNS, title=f"Queued in {namespace}")
+
+
+def _limits(values: Mapping[str, Any]) -> str:
+    names = {"cpu": "CPU", "memory_mb": "MiB", "gpu": "GPU", "concurrent_runs": "runs at once"}
+    shown = [f"{values[key]:g} {label}" for key, label in names.items() if values.get(key) is not None]
+    return ", ".join(shown) or "nothing"
+
+
+@app.command("cancel")
+def cancel(
+    run_id: Annotated[str, typer.Argument(help="A queued or running pipeline run.")],
+    namespace: NamespaceOption = "default",
+    output: OutputOption = Format.TABLE,
+) -> None:
+    """Cancel a run: a queued one never starts; a running one is stopped by its runner within about a second."""
+    with connect() as client:
+        record = client.cancel_pipeline_run(run_id, namespace=namespace)
+    emit_record(record, output, fields=RUN_COLUMNS, title=f"Cancelled pipeline run {run_id}")
 
 
 def logs(

@@ -29,7 +29,7 @@ from shipyard.access.roles import Action
 from shipyard.errors import Conflict, InvalidInput, NotFound
 from shipyard.pipelines import queue
 from shipyard.store.bulk import insert_rows
-from shipyard.store.models import NamespaceBlob, PipelineRun, StepLog, StepRun, now_ms
+from shipyard.store.models import NamespaceBlob, PipelineRun, ScheduleFire, StepLog, StepRun, now_ms
 
 RUN_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 RUN_FINISHED = frozenset({"succeeded", "failed", "cancelled"})
@@ -183,8 +183,20 @@ def create_run(
     )
     session.add(run)
     session.flush()
+    _link_fire(session, run)
     queue.admit(session, namespace)
     return run
+
+
+def _link_fire(session: Session, run: PipelineRun) -> None:
+    """A run a schedule started ("schedule/<name>/<fire id>") is noted on that firing at once."""
+    kind, _, rest = (run.trigger or "").partition("/")
+    fire_id = rest.rpartition("/")[2]
+    if kind != "schedule" or not fire_id or len(fire_id) > 32:
+        return
+    fire = session.get(ScheduleFire, fire_id)
+    if fire is not None and fire.namespace == run.namespace and fire.pipeline_run_id is None:
+        fire.pipeline_run_id = run.id
 
 
 def _resources(value: Any) -> dict[str, Any] | None:

@@ -469,5 +469,6 @@ class ScheduleFire(Base):
     status: Mapped[str] = mapped_column(String(16), default="launching")
     pipeline_run_id: Mapped[str | None] = mapped_column(String(32))
     pid: Mapped[int | None] = mapped_column(Integer)
+    token_id: Mapped[str | None] = mapped_column(String(32))  # the run's own token, revoked when it ends
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[int] = mapped_column(BigInteger, default=now_ms)

@@ -77,6 +77,7 @@ def upgrade() -> None:
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("pipeline_run_id", sa.String(length=32), nullable=True),
         sa.Column("pid", sa.Integer(), nullable=True),
+        sa.Column("token_id", sa.String(length=32), nullable=True),
         sa.Column("error", sa.Text(), nullable=True),
         sa.Column("created_at", sa.BigInteger(), nullable=False),
         sa.ForeignKeyConstraint(
