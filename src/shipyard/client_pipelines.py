@@ -165,6 +165,57 @@ class PipelineRunsMixin:
         params = {"kind": kind, "subject": subject, "after": after, "limit": limit}
         return list(self.request("GET", f"/namespaces/{self._ns(namespace)}/events", params=params))
 
+    def put_schedule(
+        self: _Transport,
+        name: str,
+        pipeline: str,
+        *,
+        cron: str | None = None,
+        timezone: str = "UTC",
+        on_event: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+        executor: str = "local",
+        priority: int = 0,
+        workdir: str | None = None,
+        enabled: bool = True,
+        namespace: str | None = None,
+    ) -> JSON:
+        """Create or replace a schedule: ``cron`` ('0 2 * * *'), ``on_event`` ({'kind', 'subject'}), or both."""
+        body = {
+            "pipeline": pipeline,
+            "cron": cron,
+            "timezone": timezone,
+            "on_event": dict(on_event) if on_event is not None else None,
+            "params": dict(params or {}),
+            "executor": executor,
+            "priority": priority,
+            "workdir": workdir,
+            "enabled": enabled,
+        }
+        result: JSON = self.request("PUT", f"/namespaces/{self._ns(namespace)}/schedules/{_q(name)}", json=body, idempotent=True)
+        return result
+
+    def get_schedule(self: _Transport, name: str, *, namespace: str | None = None) -> JSON:
+        result: JSON = self.request("GET", f"/namespaces/{self._ns(namespace)}/schedules/{_q(name)}")
+        return result
+
+    def list_schedules(self: _Transport, *, namespace: str | None = None) -> list[JSON]:
+        return list(self.request("GET", f"/namespaces/{self._ns(namespace)}/schedules"))
+
+    def set_schedule_enabled(self: _Transport, name: str, enabled: bool, *, namespace: str | None = None) -> JSON:
+        """Pause (False) or resume (True) a schedule; times that passed while paused are not made up."""
+        url = f"/namespaces/{self._ns(namespace)}/schedules/{_q(name)}"
+        result: JSON = self.request("PATCH", url, json={"enabled": enabled}, idempotent=True)
+        return result
+
+    def delete_schedule(self: _Transport, name: str, *, namespace: str | None = None) -> None:
+        self.request("DELETE", f"/namespaces/{self._ns(namespace)}/schedules/{_q(name)}", idempotent=True)
+
+    def schedule_fires(self: _Transport, name: str, *, limit: int = 100, namespace: str | None = None) -> list[JSON]:
+        """A schedule's firings, newest first: due time, reason, status and the pipeline run it started."""
+        url = f"/namespaces/{self._ns(namespace)}/schedules/{_q(name)}/fires"
+        return list(self.request("GET", url, params={"limit": limit}))
+
     def record_step(
         self: _Transport, run_id: str, step: str, attempt: int, *, namespace: str | None = None, **fields: Any
     ) -> JSON:

@@ -54,8 +54,11 @@ _BLOB_NAME = re.compile(r"^[0-9a-f]{64}$")
 class ServerProcess:
     """``shipyard --home HOME up`` in its own session, so its whole process group can be checked."""
 
-    def __init__(self, home: Path, port: int, database_url: str | None, log_dir: Path) -> None:
+    def __init__(
+        self, home: Path, port: int, database_url: str | None, log_dir: Path, *, extra: tuple[str, ...] = ("--no-scheduler",)
+    ) -> None:
         self.home = home
+        self.extra = extra
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         self.log_dir = log_dir
@@ -77,6 +80,7 @@ class ServerProcess:
             "--port",
             str(self.port),
             "--no-gateway",
+            *self.extra,
         ]
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(

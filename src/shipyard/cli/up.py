@@ -22,8 +22,11 @@ def up(
     gateway: Annotated[
         bool, typer.Option("--gateway/--no-gateway", help="Also start the serving gateway (SHIPYARD_GATEWAY_PORT, 8421).")
     ] = True,
+    scheduler: Annotated[
+        bool, typer.Option("--scheduler/--no-scheduler", help="Also start the scheduler loop (schedules and triggers).")
+    ] = True,
 ) -> None:
-    """Start the control plane and the serving gateway. On an empty home, create the platform admin and its token file."""
+    """Start the control plane, the serving gateway and the scheduler. On an empty home, create the platform admin."""
     # Imported here so that every other command starts without loading the server stack.
     import uvicorn
 
@@ -49,7 +52,11 @@ def up(
         )
     console.print(f"Shipyard API on [bold]http://{settings.host}:{settings.port}/api/v1[/bold] (docs at /docs), home {home}")
     os.environ["SHIPYARD_HOME"] = str(home)
-    gateway_process = _start_gateway(settings, log_level) if gateway else None
+    children = []
+    if gateway:
+        children.append(_start_child(settings, ["gateway", "--log-level", log_level], gateway=True))
+    if scheduler:
+        children.append(_start_child(settings, ["scheduler"], gateway=False))
     try:
         uvicorn.run(
             "shipyard.server.asgi:create",
@@ -62,27 +69,27 @@ def up(
             timeout_graceful_shutdown=10,
         )
     finally:
-        if gateway_process is not None:
-            _stop(gateway_process)
+        for child in children:
+            _stop(child)
 
 
-def _start_gateway(settings: Settings, log_level: str) -> subprocess.Popen[bytes]:
-    """``shipyard gateway`` as a child process, following this control plane with the admin token file."""
+def _start_child(settings: Settings, arguments: list[str], *, gateway: bool) -> subprocess.Popen[bytes]:
+    """``shipyard gateway`` or ``shipyard scheduler`` as a child process that reaches this control plane."""
     host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host  # noqa: S104 - reach ourselves on loopback
     env = {**os.environ, "SHIPYARD_URL": f"http://{host}:{settings.port}"}
-    if not env.get("SHIPYARD_TOKEN"):
+    if gateway and not env.get("SHIPYARD_TOKEN"):
         env.setdefault("SHIPYARD_GATEWAY_TOKEN_FILE", str(settings.admin_token_path))
-    command = [sys.executable, "-c", "from shipyard.cli.app import main; main()", "gateway", "--log-level", log_level]
+    command = [sys.executable, "-c", "from shipyard.cli.app import main; main()", *arguments]
     before = _die_with_parent if sys.platform == "linux" else None
     return subprocess.Popen(command, env=env, preexec_fn=before)  # noqa: PLW1509 - only a prctl call, before exec
 
 
 def _die_with_parent() -> None:
-    """Have the kernel send the gateway SIGTERM when ``up`` ends, even by SIGKILL or a re-raised signal."""
+    """Have the kernel send the child SIGTERM when ``up`` ends, even by SIGKILL or a re-raised signal."""
     import contextlib
     import ctypes
 
-    # Best effort: the finally clause in up() still stops the gateway on a normal exit.
+    # Best effort: the finally clause in up() still stops the children on a normal exit.
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
 

@@ -100,7 +100,9 @@ class ProcessLauncher:
 
     def launch(self, launch: Launch, token: str) -> int:
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        env = {key: value for key, value in os.environ.items() if not key.startswith("SHIPYARD_")}
+        # The run gets its own identity: none of the scheduler's tokens or targets leak into it.
+        private = ("SHIPYARD_URL", "SHIPYARD_NAMESPACE", "SHIPYARD_TRIGGER", "SHIPYARD_DATABASE_URL", "SHIPYARD_HOME")
+        env = {k: v for k, v in os.environ.items() if k not in private and not (k.startswith("SHIPYARD_") and "TOKEN" in k)}
         env.update(
             SHIPYARD_URL=self.url, SHIPYARD_TOKEN=token, SHIPYARD_NAMESPACE=launch.namespace, SHIPYARD_TRIGGER=launch.trigger
         )

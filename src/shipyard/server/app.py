@@ -22,6 +22,7 @@ from shipyard.server.routes import (
     pipelines,
     queues,
     runs,
+    schedules,
     serving,
     tokens,
     users,
@@ -30,7 +31,7 @@ from shipyard.server.routes import (
 API_PREFIX = "/api/v1"
 ROUTERS = (
     health, namespaces, users, tokens, audit, experiments, runs, artifacts, models, endpoints, serving, pipelines,
-    queues, events,
+    queues, events, schedules,
 )  # fmt: skip
 
 log = logging.getLogger("shipyard.server")
