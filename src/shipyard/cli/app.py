@@ -12,15 +12,19 @@ from shipyard.cli import (
     aliases,
     audit,
     endpoints,
+    events,
     experiments,
     gateway,
     models,
     namespaces,
+    notebook,
     pipelines,
     predict,
     principals,
     roles,
     runs,
+    scheduler,
+    schedules,
     tokens,
     up,
 )
@@ -51,6 +55,7 @@ def main_options(
 
 app.command("up")(up.up)
 app.command("gateway")(gateway.gateway)
+app.command("scheduler")(scheduler.scheduler)
 app.command("whoami")(audit.whoami)
 app.command("audit")(audit.audit)
 app.command("rollback")(aliases.rollback)
@@ -69,6 +74,9 @@ app.command("deploy")(endpoints.deploy)
 app.command("traffic")(endpoints.traffic)
 app.add_typer(pipelines.app, name="pipeline")
 app.command("logs")(pipelines.logs)
+app.add_typer(notebook.app, name="notebook")
+app.add_typer(schedules.app, name="schedule")
+app.add_typer(events.app, name="event")
 
 
 def main() -> None:
