@@ -23,6 +23,7 @@ from shipyard.access import bindings, blobs, namespaces, principals, tokens
 from shipyard.access.caller import Caller
 from shipyard.access.roles import Role
 from shipyard.client import Client
+from shipyard.pipelines.executors.ray import RayExecutor
 from shipyard.runtime import Platform
 from shipyard.server.app import create_app
 from shipyard.settings import Settings
@@ -223,3 +224,30 @@ def held_blob(platform: Platform, namespace: str, data: bytes) -> str:
     with platform.db.session(write=True) as session:
         blobs.claim(session, Caller.system(), namespace, blob)
     return blob.digest
+
+
+@pytest.fixture(scope="session")
+def ray_executor(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayExecutor]:
+    """One local Ray runtime (2 CPUs) for the whole session, shared by every test that runs steps on Ray.
+
+    The suite allows one ``ray.init`` per test process (a runtime costs about 2.5 s and
+    1.4 GB), so test modules take this fixture instead of starting their own.
+    """
+    ray = pytest.importorskip("ray", reason="Ray is in the dev extras; install shipyard[ray]")
+    temp = tmp_path_factory.mktemp("ray")
+    with pytest.MonkeyPatch.context() as patch:
+        # Workers keep the environment they start with, for the rest of the session: give
+        # them the isolation _isolated_environment gives each test (no developer settings,
+        # caches such as onnxruntime's under a temporary home).
+        for key in list(os.environ):
+            if key.startswith("SHIPYARD_") and key != POSTGRES_ENV:
+                patch.delenv(key)
+        patch.setenv("HOME", str(temp))
+        patch.setenv("XDG_CACHE_HOME", str(temp / ".cache"))
+        patch.setenv("RAY_USAGE_STATS_ENABLED", "0")
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _temp_dir=str(temp))
+    try:
+        yield RayExecutor()  # joins the runtime above; RayExecutor() in a test (or executor="ray") does too
+    finally:
+        ray.shutdown()
+        (temp / "ray_current_cluster").unlink(missing_ok=True)  # else the next ray.init(num_cpus=...) thinks one runs

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from shipyard.client import Client
@@ -15,21 +12,10 @@ from shipyard.pipelines.runner import Runner
 from tests.pipelines import sample_pipelines as sample
 
 pytestmark = pytest.mark.slow
-ray = pytest.importorskip("ray", reason="Ray is in the dev extras; install shipyard[ray]")
+pytest.importorskip("ray", reason="Ray is in the dev extras; install shipyard[ray]")
 
 NS = "ml"
-
-
-@pytest.fixture(scope="module")
-def ray_executor(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayExecutor]:
-    temp = tmp_path_factory.mktemp("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _temp_dir=str(temp))
-    executor = RayExecutor()
-    try:
-        yield executor
-    finally:
-        ray.shutdown()
-        (Path(temp) / "ray_current_cluster").unlink(missing_ok=True)
+# ray_executor: the session's one local Ray runtime, from tests/conftest.py
 
 
 def test_local_and_ray_give_identical_results(client: Client, ray_executor: RayExecutor) -> None:
