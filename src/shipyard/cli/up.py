@@ -57,6 +57,9 @@ def up(
         children.append(_start_child(settings, ["gateway", "--log-level", log_level], gateway=True))
     if scheduler:
         children.append(_start_child(settings, ["scheduler"], gateway=False))
+    # uvicorn re-raises the SIGTERM it caught once it has shut down; with the default handler
+    # that would end this process before the finally below stops the children.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
         uvicorn.run(
             "shipyard.server.asgi:create",
@@ -71,6 +74,10 @@ def up(
     finally:
         for child in children:
             _stop(child)
+
+
+def _exit_on_signal(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _start_child(settings: Settings, arguments: list[str], *, gateway: bool) -> subprocess.Popen[bytes]:
