@@ -17,7 +17,17 @@ from typing import Any
 from shipyard.pipelines.executors.base import Executor
 from shipyard.pipelines.task import StepResult, StepTask, execute
 
-PRELOAD = ["shipyard.pipelines.task", "numpy", "pandas"]
+# Imported once in the fork server, not in every step: a missing one is skipped. scikit-learn
+# and Parquet are what most steps (and the stored outputs of DataFrames) need.
+PRELOAD = [
+    "shipyard.pipelines.task",
+    "numpy",
+    "pandas",
+    "pyarrow.parquet",
+    "sklearn.pipeline",
+    "sklearn.linear_model",
+    "sklearn.metrics",
+]
 
 
 def _context() -> Any:
