@@ -193,7 +193,7 @@ def start_shipyard(procs: Processes, tmp: Path) -> tuple[str, str]:
     entry = Path(sys.executable).parent / "shipyard"
     cmd = [str(entry)] if entry.exists() else [sys.executable, "-c", "from shipyard.cli.app import main; main()"]
     proc = procs.start(
-        [*cmd, "--home", str(home), "up", "--port", str(port), "--no-gateway"],
+        [*cmd, "--home", str(home), "up", "--port", str(port), "--no-gateway", "--no-scheduler"],
         env=clean_env("SHIPYARD_"),
         log=log_path.open("w"),
     )
