@@ -12,14 +12,18 @@ _RECORD = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._:@+-]{0,254}$")
 _RECORD_WITH_SLASH = re.compile(r"^[A-Za-z0-9/][A-Za-z0-9 ._/:@+-]{0,254}$")
 
 
-def namespace_name(value: str) -> str:
-    """Namespaces are DNS labels, so they map onto Kubernetes namespaces unchanged."""
+def dns_label(value: object, what: str, example: str) -> str:
+    """A name that is a DNS label, so it maps onto a Kubernetes object name unchanged."""
     if not isinstance(value, str) or not _DNS_LABEL.match(value):
         raise InvalidInput(
-            f"namespace name {value!r} is not valid: expected 1-63 lowercase letters, digits "
-            "or '-', starting and ending with a letter or digit (e.g. 'team-a')"
+            f"{what} {value!r} is not valid: expected 1-63 lowercase letters, digits "
+            f"or '-', starting and ending with a letter or digit (e.g. {example!r})"
         )
     return value
+
+
+def namespace_name(value: str) -> str:
+    return dns_label(value, "namespace name", "team-a")
 
 
 def principal_name(value: str) -> str:

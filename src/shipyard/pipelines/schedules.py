@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from shipyard import events
 from shipyard.access import namespaces
 from shipyard.access.caller import Caller
+from shipyard.access.names import dns_label
 from shipyard.access.roles import Action
 from shipyard.errors import InvalidInput, NotFound
 from shipyard.store.models import Schedule, ScheduleFire, now_ms
@@ -34,7 +35,6 @@ EXECUTORS = ("local", "ray")
 FINISH_STATUSES = ("succeeded", "failed", "cancelled")
 MAX_LIST = 1000
 MAX_INT32 = 2**31 - 1
-_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 _TARGET = re.compile(r"^[^:\s]+:[A-Za-z_][A-Za-z0-9_.]*$")
 
 
@@ -42,12 +42,7 @@ _TARGET = re.compile(r"^[^:\s]+:[A-Za-z_][A-Za-z0-9_.]*$")
 
 
 def check_name(name: Any) -> str:
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise InvalidInput(
-            f"schedule name {name!r} is not valid: expected 1-63 lower-case letters, digits or '-', "
-            "starting and ending with a letter or digit, e.g. 'nightly-retrain'"
-        )
-    return name
+    return dns_label(name, "schedule name", "nightly-retrain")
 
 
 def zone(timezone: Any) -> ZoneInfo:
