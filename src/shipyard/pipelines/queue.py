@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from shipyard.access import namespaces
@@ -37,12 +37,12 @@ MAX_RUNS = 1_000_000
 
 @dataclass(frozen=True)
 class Usage:
-    """A namespace's quota (None: no quota), what its running runs hold, and how many wait."""
+    """A namespace's quota (None: no quota), what its running runs hold, and its queued runs in start order."""
 
     namespace: str
     quota: NamespaceQuota | None
     running: int
-    queued: int
+    queued: list[PipelineRun]
     used: dict[str, float]
 
 
@@ -100,16 +100,7 @@ def remove_quota(session: Session, caller: Caller, namespace: str) -> None:
 def usage(session: Session, caller: Caller, namespace: str) -> Usage:
     namespaces.require_exists(session, caller, namespace, Action.READ)
     running = _running(session, namespace)
-    queued = session.scalar(
-        select(func.count()).select_from(PipelineRun).where(PipelineRun.namespace == namespace, PipelineRun.status == "queued")
-    )
-    return Usage(namespace, session.get(NamespaceQuota, namespace), len(running), int(queued or 0), _sum(running))
-
-
-def waiting(session: Session, caller: Caller, namespace: str) -> list[PipelineRun]:
-    """The namespace's queued runs in the order they will be admitted."""
-    namespaces.require_exists(session, caller, namespace, Action.READ)
-    return _queue(session, namespace)
+    return Usage(namespace, session.get(NamespaceQuota, namespace), len(running), _queue(session, namespace), _sum(running))
 
 
 # -- admission --------------------------------------------------------------------------

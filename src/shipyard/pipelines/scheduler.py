@@ -40,7 +40,7 @@ from shipyard.access.caller import Caller
 from shipyard.errors import ShipyardError
 from shipyard.pipelines.schedules import latest_due, next_due
 from shipyard.store.engine import Database
-from shipyard.store.models import PipelineRun, PlatformEvent, Principal, Schedule, ScheduleFire, now_ms
+from shipyard.store.models import PlatformEvent, Principal, Schedule, ScheduleFire, now_ms
 
 log = logging.getLogger("shipyard.scheduler")
 
@@ -269,13 +269,8 @@ class Scheduler:
             fire = session.get(ScheduleFire, fire_id)
             if fire is None:
                 return
-            fire.status = status
+            fire.status = status  # its pipeline run was linked when the run was recorded (records._link_fire)
             fire.error = error
-            if fire.pipeline_run_id is None:
-                schedule = session.get(Schedule, fire.schedule_id)
-                if schedule is not None:
-                    trigger = trigger_text(schedule.name, fire.id)
-                    fire.pipeline_run_id = session.scalar(select(PipelineRun.id).where(PipelineRun.trigger == trigger))
             if fire.token_id is not None:
                 with contextlib.suppress(ShipyardError):
                     tokens.revoke(session, Caller.system(), fire.token_id)

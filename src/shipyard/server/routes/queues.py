@@ -16,13 +16,12 @@ QUOTA = "/namespaces/{namespace}/quota"
 def get_queue(namespace: str, platform: PlatformDep, caller: CallerDep) -> QueueOut:
     with platform.db.session() as session:
         found = queue.usage(session, caller, namespace)
-        waiting = queue.waiting(session, caller, namespace)
         return QueueOut(
             namespace=namespace,
             quota=QuotaOut.model_validate(found.quota) if found.quota is not None else None,
             running=found.running,
             used=found.used,
-            queued=[PipelineRunOut.model_validate(run) for run in waiting],
+            queued=[PipelineRunOut.model_validate(run) for run in found.queued],
         )
 
 
