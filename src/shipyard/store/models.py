@@ -249,6 +249,8 @@ class ModelVersion(Base):
     # An ONNX export kept beside the main artifact, for fast serving; None when there is none.
     onnx_digest: Mapped[str | None] = mapped_column(String(64))
     onnx_size: Mapped[int | None] = mapped_column(BigInteger)
+    # The reference profile of its training data (a JSON blob), so monitors need no raw data.
+    profile_digest: Mapped[str | None] = mapped_column(String(64))
     signature: Mapped[dict[str, Any]] = mapped_column(default=dict)
     metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
     run_id: Mapped[str | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
@@ -372,6 +374,8 @@ class StepRun(Base):
     cached_from: Mapped[str | None] = mapped_column(String(32))
     executor: Mapped[str] = mapped_column(String(16), default="local")
     resources: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # What the attempt used, measured with psutil: {"cpu_seconds", "max_rss_mb"}.
+    usage: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     started_at: Mapped[int | None] = mapped_column(BigInteger)
     finished_at: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[int] = mapped_column(BigInteger, default=now_ms)
@@ -472,3 +476,139 @@ class ScheduleFire(Base):
     token_id: Mapped[str | None] = mapped_column(String(32))  # the run's own token, revoked when it ends
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[int] = mapped_column(BigInteger, default=now_ms)
+
+
+class Monitor(Base):
+    """What to watch on an endpoint: features, window, drift tests and thresholds, quality checks."""
+
+    __tablename__ = "monitors"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    namespace: Mapped[str] = mapped_column(String(63), index=True)
+    endpoint_id: Mapped[str] = mapped_column(ForeignKey("endpoints.id", ondelete="CASCADE"), unique=True)
+    spec: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    last_checked_at: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[int] = mapped_column(BigInteger, default=now_ms)
+    created_by: Mapped[str] = mapped_column(String(255))
+    updated_at: Mapped[int] = mapped_column(BigInteger, default=now_ms)
+
+
+class MonitorCheck(Base):
+    """One evaluation of a monitor over a window of the prediction log."""
+
+    __tablename__ = "monitor_checks"
+    __table_args__ = (Index("ix_monitor_checks_monitor_id", "monitor_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    monitor_id: Mapped[str] = mapped_column(ForeignKey("monitors.id", ondelete="CASCADE"))
+    namespace: Mapped[str] = mapped_column(String(63))
+    window_start: Mapped[int | None] = mapped_column(BigInteger)
+    window_end: Mapped[int | None] = mapped_column(BigInteger)
+    rows: Mapped[int] = mapped_column(Integer, default=0)
+    drifted: Mapped[bool] = mapped_column(Boolean, default=False)
+    result: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[int] = mapped_column(BigInteger, default=now_ms)
+
+
+class Feedback(Base):
+    """Ground truth for one logged request; a later label for the same request replaces it."""
+
+    __tablename__ = "feedback"
+    __table_args__ = (
+        UniqueConstraint("endpoint_id", "request_id", name="uq_feedback_endpoint_request"),
+        Index("ix_feedback_endpoint_created", "endpoint_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    endpoint_id: Mapped[str] = mapped_column(ForeignKey("endpoints.id", ondelete="CASCADE"))
+    namespace: Mapped[str] = mapped_column(String(63))
+    request_id: Mapped[str] = mapped_column(String(128))
+    label: Mapped[Any] = mapped_column(JSON)
+    created_at: Mapped[int] = mapped_column(BigInteger, default=now_ms)
+    created_by: Mapped[str] = mapped_column(String(255))
+
+
+class AlertRule(Base):
+    """A condition on an endpoint's measures, and where it stands (inactive, pending, firing)."""
+
+    __tablename__ = "alert_rules"
+    __table_args__ = (UniqueConstraint("namespace", "name", name="uq_alert_rules_namespace_name"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    namespace: Mapped[str] = mapped_column(String(63))
+    name: Mapped[str] = mapped_column(String(63))
+    endpoint_id: Mapped[str] = mapped_column(ForeignKey("endpoints.id", ondelete="CASCADE"), index=True)
+    measure: Mapped[str] = mapped_column(String(255))  # e.g. "drift.share", "drift.feature:age", "latency.p99_ms"
+    operator: Mapped[str] = mapped_column(String(2))  # ">", ">=", "<", "<="
+    threshold: Mapped[float] = mapped_column(Float)
+    for_seconds: Mapped[float] = mapped_column(Float, default=0.0)  # how long it must hold before firing
+    webhook: Mapped[str | None] = mapped_column(Text)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    state: Mapped[str] = mapped_column(String(16), default="inactive")
+    state_since: Mapped[int] = mapped_column(BigInteger, default=now_ms)
+    last_value: Mapped[float | None] = mapped_column(Float)
+    last_evaluated_at: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[int] = mapped_column(BigInteger, default=now_ms)
+    created_by: Mapped[str] = mapped_column(String(255))
+    updated_at: Mapped[int] = mapped_column(BigInteger, default=now_ms)
+
+
+class AlertTransition(Base):
+    """Every change of an alert rule's state, with the value that caused it."""
+
+    __tablename__ = "alert_transitions"
+    __table_args__ = (
+        Index("ix_alert_transitions_rule_id", "rule_id", "id"),
+        Index("ix_alert_transitions_namespace_at", "namespace", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    rule_id: Mapped[str] = mapped_column(ForeignKey("alert_rules.id", ondelete="CASCADE"))
+    namespace: Mapped[str] = mapped_column(String(63))
+    from_state: Mapped[str] = mapped_column(String(16))
+    to_state: Mapped[str] = mapped_column(String(16))
+    value: Mapped[float | None] = mapped_column(Float)
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    notified: Mapped[str | None] = mapped_column(Text)  # webhook outcome, when there is a webhook
+    at: Mapped[int] = mapped_column(BigInteger, default=now_ms)
+
+
+class RetrainingLoop(Base):
+    """The closed loop of one endpoint: which model's new versions are candidates, the gate, the canary."""
+
+    __tablename__ = "retraining_loops"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    namespace: Mapped[str] = mapped_column(String(63), index=True)
+    endpoint_id: Mapped[str] = mapped_column(ForeignKey("endpoints.id", ondelete="CASCADE"), unique=True)
+    spec: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    # The newest version of the model the loop has looked at; later ones are candidates.
+    seen_version: Mapped[int] = mapped_column(Integer, default=0)
+    run_as: Mapped[str] = mapped_column(String(32))  # the principal whose rights the loop acts with
+    created_at: Mapped[int] = mapped_column(BigInteger, default=now_ms)
+    created_by: Mapped[str] = mapped_column(String(255))
+    updated_at: Mapped[int] = mapped_column(BigInteger, default=now_ms)
+
+
+class LoopCycle(Base):
+    """One candidate's way through the loop: gate, canary, then promoted, rolled back or rejected."""
+
+    __tablename__ = "loop_cycles"
+    __table_args__ = (Index("ix_loop_cycles_loop_id", "loop_id", "started_at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    loop_id: Mapped[str] = mapped_column(ForeignKey("retraining_loops.id", ondelete="CASCADE"))
+    namespace: Mapped[str] = mapped_column(String(63))
+    model: Mapped[str] = mapped_column(String(255))
+    candidate_version: Mapped[int] = mapped_column(Integer)
+    baseline_version: Mapped[int | None] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16))  # gating, canary, promoted, rolled_back, rejected, failed
+    reason: Mapped[str] = mapped_column(Text, default="")
+    canary_revision: Mapped[int | None] = mapped_column(Integer)
+    canary_since: Mapped[int | None] = mapped_column(BigInteger)
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)  # gate and soak measurements, transitions
+    started_at: Mapped[int] = mapped_column(BigInteger, default=now_ms)
+    updated_at: Mapped[int] = mapped_column(BigInteger, default=now_ms)
+    finished_at: Mapped[int | None] = mapped_column(BigInteger)
