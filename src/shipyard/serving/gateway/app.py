@@ -454,6 +454,6 @@ def create() -> Starlette:
     control = SdkControlPlane(Client(token=token, retries=1))
     prediction_log = None
     if config.prediction_log_rate > 0:
-        url = config.prediction_log_url or str(Settings().home / "predictions")
+        url = config.resolved_prediction_log_url(Settings())
         prediction_log = PredictionLog(url, flush_seconds=config.prediction_log_flush_seconds)
     return create_app(control, config, prediction_log=prediction_log)

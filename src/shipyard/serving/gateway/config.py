@@ -7,6 +7,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shipyard.settings import Settings
+
 
 class GatewayConfig(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SHIPYARD_GATEWAY_", extra="ignore")
@@ -33,3 +35,7 @@ class GatewayConfig(BaseSettings):
         default=False, description="Serve /metrics without a token (for a Prometheus on a trusted network)."
     )
     token_file: Path | None = Field(default=None, description="File holding the token used to reach the control plane.")
+
+    def resolved_prediction_log_url(self, settings: Settings) -> str:
+        """Where the log is written and read: the configured URL, or ``predictions`` in the home folder."""
+        return self.prediction_log_url or str(settings.resolved_home() / "predictions")
