@@ -27,9 +27,13 @@ import orjson
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from shipyard.errors import InvalidInput
 from shipyard.serving.gateway import prediction_log
+from shipyard.serving.gateway.validation import schema_from_signature
+from shipyard.store.models import ModelVersion, RegisteredModel
 
 BASE_COLUMNS = ("request_id", "row", "timestamp_ms", "revision", "version", "status", "latency_ms", "prediction")
 NamesFor = Callable[[int | None], Sequence[str] | None]
@@ -155,3 +159,18 @@ def _features(
 def read(url: str, namespace: str, endpoint: str, window: Window, *, end_ms: int, names_for: NamesFor) -> pd.DataFrame:
     """``read_records`` then ``instances``: the window as a DataFrame."""
     return instances(read_records(url, namespace, endpoint, window, end_ms=end_ms), names_for)
+
+
+def names_from_registry(session: Session, namespace: str, model: str) -> NamesFor:
+    """``names_for`` over a registered model's versions: each version's signature column names."""
+    found = session.execute(
+        select(ModelVersion.version, ModelVersion.signature)
+        .join(RegisteredModel, RegisteredModel.id == ModelVersion.model_id)
+        .where(RegisteredModel.namespace == namespace, RegisteredModel.name == model)
+    ).all()
+    names = {version: schema_from_signature(signature).names for version, signature in found}
+
+    def names_for(version: int | None) -> Sequence[str] | None:
+        return names.get(version) if version is not None else None
+
+    return names_for
