@@ -21,6 +21,8 @@ from urllib.parse import quote
 
 import httpx
 
+from shipyard.client_feedback import FeedbackMixin
+from shipyard.client_loops import LoopsMixin
 from shipyard.client_pipelines import PipelineRunsMixin, lineage_tags
 from shipyard.errors import ERRORS_BY_CODE, ClientError, IntegrityFailure, InvalidInput, ShipyardError
 from shipyard.settings import Settings
@@ -47,7 +49,7 @@ def _default_token(settings: Settings) -> str | None:
         return None
 
 
-class Client(PipelineRunsMixin):
+class Client(PipelineRunsMixin, LoopsMixin, FeedbackMixin):
     """A connection to a Shipyard control plane.
 
     ``url`` defaults to ``SHIPYARD_URL`` (else the local ``shipyard up`` address), ``token``
@@ -508,6 +510,7 @@ class Client(PipelineRunsMixin):
         tags: Mapping[str, str] | None = None,
         trust_pickle: bool = False,
         onnx: bool = True,
+        profile: bool = True,
     ) -> JSON:
         """Save ``model`` (skops, ONNX; pickle only with ``trust_pickle``) and register a version.
 
@@ -516,7 +519,10 @@ class Client(PipelineRunsMixin):
         With ``run_id`` the file is also kept as a run artifact, and the version links to
         the run's params, metrics and code version. A scikit-learn model with
         ``training_data`` also gets an ONNX export for fast serving (``onnx=False`` skips
-        it); when it cannot be converted faithfully, tag ``onnx.skipped`` says why.
+        it); when it cannot be converted faithfully, tag ``onnx.skipped`` says why. With
+        ``training_data`` the version also gets a reference profile of the data and of the
+        model's predictions on it, for drift monitoring (``profile=False`` skips it; when the
+        data cannot be profiled, tag ``profile.skipped`` says why).
         """
         from shipyard.registry import fingerprint, formats, signature  # NumPy only when models are involved
 
@@ -540,6 +546,11 @@ class Client(PipelineRunsMixin):
                 onnx_digest = self.upload_blob(exported.data, namespace=namespace)["digest"]
             else:
                 all_tags["onnx.skipped"] = exported.skipped
+        profile_digest = None
+        if profile and training_data is not None:
+            profile_digest, skipped = self._upload_profile(model, training_data, namespace=namespace)
+            if skipped:
+                all_tags["profile.skipped"] = skipped
         if run_id is not None:
             self.upload_artifact(run_id, data, f"model/{formats.FILE_NAMES[fmt]}", namespace=namespace)
         try:
@@ -553,6 +564,7 @@ class Client(PipelineRunsMixin):
             artifact_digest=blob["digest"],
             format=fmt,
             onnx_digest=onnx_digest,
+            profile_digest=profile_digest,
             signature=sig,
             metrics=dict(metrics) if metrics is not None else None,
             run_id=run_id,

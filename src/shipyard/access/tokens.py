@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import or_, select, update
@@ -98,6 +99,17 @@ def authenticate(session: Session, plaintext: str | None) -> Caller:
         raise Unauthenticated(f"token {token.prefix}... was revoked: create a new one")
     if token.expires_at is not None and token.expires_at <= now:
         raise Unauthenticated(f"token {token.prefix}... has expired: create a new one")
+    return caller_of(session, principal, token.scopes, token_namespace=token.namespace, token_id=token.id)
+
+
+def caller_of(
+    session: Session, principal: Principal, scopes: Iterable[str], *, token_namespace: str = "", token_id: str = ""
+) -> Caller:
+    """``principal`` with its role bindings as they are now, limited to ``scopes``.
+
+    Loops that act for someone (a retraining loop acting as its author) use this, so
+    they never hold more rights than that person has today.
+    """
     if principal.disabled:
         raise Unauthenticated(f"principal {principal.name!r} is disabled")
     bindings = {
@@ -108,9 +120,9 @@ def authenticate(session: Session, plaintext: str | None) -> Caller:
         name=display_name(principal),
         kind=principal.kind,
         bindings=bindings,
-        scopes=frozenset(token.scopes),
-        token_namespace=token.namespace,
-        token_id=token.id,
+        scopes=frozenset(scopes),
+        token_namespace=token_namespace,
+        token_id=token_id,
     )
 
 

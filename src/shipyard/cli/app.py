@@ -15,6 +15,7 @@ from shipyard.cli import (
     events,
     experiments,
     gateway,
+    loops,
     models,
     namespaces,
     notebook,
@@ -77,6 +78,7 @@ app.command("logs")(pipelines.logs)
 app.add_typer(notebook.app, name="notebook")
 app.add_typer(schedules.app, name="schedule")
 app.add_typer(events.app, name="event")
+app.add_typer(loops.app, name="loop")
 
 
 def main() -> None:

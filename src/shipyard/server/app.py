@@ -17,6 +17,7 @@ from shipyard.server.routes import (
     events,
     experiments,
     health,
+    loops,
     models,
     namespaces,
     pipelines,
@@ -31,7 +32,7 @@ from shipyard.server.routes import (
 API_PREFIX = "/api/v1"
 ROUTERS = (
     health, namespaces, users, tokens, audit, experiments, runs, artifacts, models, endpoints, serving, pipelines,
-    queues, events, schedules,
+    queues, events, schedules, loops,
 )  # fmt: skip
 
 log = logging.getLogger("shipyard.server")
