@@ -55,10 +55,18 @@ class ServerProcess:
     """``shipyard --home HOME up`` in its own session, so its whole process group can be checked."""
 
     def __init__(
-        self, home: Path, port: int, database_url: str | None, log_dir: Path, *, extra: tuple[str, ...] = ("--no-scheduler",)
+        self,
+        home: Path,
+        port: int,
+        database_url: str | None,
+        log_dir: Path,
+        *,
+        extra: tuple[str, ...] = ("--no-scheduler",),
+        gateway: bool = False,
     ) -> None:
         self.home = home
         self.extra = extra
+        self.gateway = gateway
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         self.log_dir = log_dir
@@ -79,7 +87,7 @@ class ServerProcess:
             "up",
             "--port",
             str(self.port),
-            "--no-gateway",
+            *(() if self.gateway else ("--no-gateway",)),
             *self.extra,
         ]
         with open(self.log_path, "wb") as log:

@@ -154,7 +154,9 @@ def test_a_better_candidate_passes_the_gate_soaks_as_a_canary_and_is_promoted(wo
     cycle = world.cycle()
     assert (cycle["state"], cycle["candidate_version"], cycle["baseline_version"]) == ("canary", candidate, 1)
     gate = cycle["detail"]["gate"]
-    assert gate["passed"] and gate["candidate"] > gate["baseline"] and gate["samples"] == len(shifted_test)
+    assert gate["passed"]
+    assert gate["candidate"] > gate["baseline"]
+    assert gate["samples"] == len(shifted_test)
     assert world.routes() == [(1, 90), (candidate, 10)]
     assert cycle["canary_revision"] == world.revision() == 2
 
@@ -184,7 +186,8 @@ def test_a_worse_candidate_that_looks_fine_offline_is_rolled_back_automatically(
     world.tick(after_s=5)  # a breach does not wait for the soak window
     cycle = world.cycle()
     assert cycle["state"] == "rolled_back"
-    assert "accuracy" in cycle["reason"] and "worse" in cycle["reason"]
+    assert "accuracy" in cycle["reason"]
+    assert "worse" in cycle["reason"]
     assert world.routes() == [(1, 100)]
     assert world.revision() == 3
     with world.platform.db.session() as session:
@@ -200,7 +203,8 @@ def test_a_canary_that_fails_requests_is_rolled_back(world: World) -> None:
     world.serve(world.test.iloc[:25], revision=2, version_of=lambda i: candidate, status=500)
     world.tick()
     cycle = world.cycle()
-    assert cycle["state"] == "rolled_back" and "error rate 100.00%" in cycle["reason"]
+    assert cycle["state"] == "rolled_back"
+    assert "error rate 100.00%" in cycle["reason"]
     assert world.routes() == [(1, 100)]
 
 
@@ -210,8 +214,10 @@ def test_the_gate_rejects_a_candidate_that_is_not_better(world: World) -> None:
     world.register(fit(world.train, flip=True), world.train)
     world.tick()
     cycle = world.cycle()
-    assert cycle["state"] == "rejected" and "gate failed" in cycle["reason"]
-    assert world.routes() == [(1, 100)] and world.revision() == 1
+    assert cycle["state"] == "rejected"
+    assert "gate failed" in cycle["reason"]
+    assert world.routes() == [(1, 100)]
+    assert world.revision() == 1
 
 
 def test_the_gate_waits_for_labelled_requests_then_gives_up(world: World) -> None:
@@ -219,7 +225,8 @@ def test_the_gate_waits_for_labelled_requests_then_gives_up(world: World) -> Non
     world.register(fit(world.train), world.train)
     world.tick()
     cycle = world.cycle()
-    assert cycle["state"] == "gating" and "0 of 50" in cycle["detail"]["waiting"]
+    assert cycle["state"] == "gating"
+    assert "0 of 50" in cycle["detail"]["waiting"]
     world.tick(after_s=121)
     assert world.cycle()["state"] == "rejected"
     assert world.revision() == 1
@@ -232,7 +239,8 @@ def test_a_change_by_hand_during_the_canary_is_left_alone(world: World) -> None:
     world.client.deploy("cancer", "cancer", version=1, namespace=TEAM)  # revision 3, by a person
     world.tick()
     cycle = world.cycle()
-    assert cycle["state"] == "failed" and "revision 3" in cycle["reason"]
+    assert cycle["state"] == "failed"
+    assert "revision 3" in cycle["reason"]
     assert world.revision() == 3
 
 
