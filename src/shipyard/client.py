@@ -23,6 +23,7 @@ import httpx
 
 from shipyard.client_feedback import FeedbackMixin
 from shipyard.client_loops import LoopsMixin
+from shipyard.client_monitors import MonitorsMixin
 from shipyard.client_pipelines import PipelineRunsMixin, lineage_tags
 from shipyard.errors import ERRORS_BY_CODE, ClientError, IntegrityFailure, InvalidInput, ShipyardError
 from shipyard.settings import Settings
@@ -49,7 +50,7 @@ def _default_token(settings: Settings) -> str | None:
         return None
 
 
-class Client(PipelineRunsMixin, LoopsMixin, FeedbackMixin):
+class Client(PipelineRunsMixin, LoopsMixin, FeedbackMixin, MonitorsMixin):
     """A connection to a Shipyard control plane.
 
     ``url`` defaults to ``SHIPYARD_URL`` (else the local ``shipyard up`` address), ``token``

@@ -61,7 +61,7 @@ class ServerProcess:
         database_url: str | None,
         log_dir: Path,
         *,
-        extra: tuple[str, ...] = ("--no-scheduler",),
+        extra: tuple[str, ...] = ("--no-scheduler", "--no-monitor"),
         gateway: bool = False,
     ) -> None:
         self.home = home

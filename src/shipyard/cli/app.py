@@ -9,14 +9,17 @@ from typing import Annotated
 import typer
 
 from shipyard.cli import (
+    alerts,
     aliases,
     audit,
     endpoints,
     events,
     experiments,
+    feedback,
     gateway,
     loops,
     models,
+    monitors,
     namespaces,
     notebook,
     pipelines,
@@ -78,6 +81,13 @@ app.command("logs")(pipelines.logs)
 app.add_typer(notebook.app, name="notebook")
 app.add_typer(schedules.app, name="schedule")
 app.add_typer(events.app, name="event")
+app.add_typer(monitors.app, name="monitor")
+app.command("alerts")(alerts.alerts)
+app.add_typer(alerts.app, name="alert")
+app.add_typer(feedback.app, name="feedback")
+app.command("quality")(feedback.quality)
+app.command("ab")(feedback.ab)
+models.app.command("profile")(feedback.profile)
 app.add_typer(loops.app, name="loop")
 
 

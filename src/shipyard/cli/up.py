@@ -25,8 +25,11 @@ def up(
     scheduler: Annotated[
         bool, typer.Option("--scheduler/--no-scheduler", help="Also start the scheduler loop (schedules and triggers).")
     ] = True,
+    monitor: Annotated[
+        bool, typer.Option("--monitor/--no-monitor", help="Also start the monitor loop (drift, quality, alerts).")
+    ] = True,
 ) -> None:
-    """Start the control plane, the serving gateway and the scheduler. On an empty home, create the platform admin."""
+    """Start the control plane, gateway, scheduler and monitor loop. On an empty home, create the platform admin."""
     # Imported here so that every other command starts without loading the server stack.
     import uvicorn
 
@@ -52,11 +55,16 @@ def up(
         )
     console.print(f"Shipyard API on [bold]http://{settings.host}:{settings.port}/api/v1[/bold] (docs at /docs), home {home}")
     os.environ["SHIPYARD_HOME"] = str(home)
+    if gateway:  # the monitor loop (and the API's checks) read the gateway's resource use from its /metrics
+        for key, value in _monitor_gateway(settings).items():
+            os.environ.setdefault(key, value)
     children = []
     if gateway:
         children.append(_start_child(settings, ["gateway", "--log-level", log_level], gateway=True))
     if scheduler:
         children.append(_start_child(settings, ["scheduler"], gateway=False))
+    if monitor:
+        children.append(_start_child(settings, ["monitor", "run"], gateway=False))
     # uvicorn re-raises the SIGTERM it caught once it has shut down; with the default handler
     # that would end this process before the finally below stops the children.
     signal.signal(signal.SIGTERM, _exit_on_signal)
@@ -76,12 +84,24 @@ def up(
             _stop(child)
 
 
+def _monitor_gateway(settings: Settings) -> dict[str, str]:
+    """Where the monitor finds this gateway's /metrics, and the token it may read them with."""
+    from shipyard.serving.gateway.config import GatewayConfig
+
+    config = GatewayConfig()
+    host = "127.0.0.1" if config.host in ("0.0.0.0", "::") else config.host  # noqa: S104 - reach it on loopback
+    found = {"SHIPYARD_MONITOR_GATEWAY_URL": f"http://{host}:{config.port}"}
+    if not os.environ.get("SHIPYARD_TOKEN"):
+        found["SHIPYARD_MONITOR_GATEWAY_TOKEN_FILE"] = str(settings.admin_token_path)
+    return found
+
+
 def _exit_on_signal(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
 def _start_child(settings: Settings, arguments: list[str], *, gateway: bool) -> subprocess.Popen[bytes]:
-    """``shipyard gateway`` or ``shipyard scheduler`` as a child process that reaches this control plane."""
+    """``shipyard gateway``, ``scheduler`` or ``monitor run`` as a child process that reaches this control plane."""
     host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host  # noqa: S104 - reach ourselves on loopback
     env = {**os.environ, "SHIPYARD_URL": f"http://{host}:{settings.port}"}
     if gateway and not env.get("SHIPYARD_TOKEN"):

@@ -8,12 +8,14 @@ columns, so drift, quality and per-version comparisons are plain DataFrame work.
 A window is either the last ``requests`` logged requests or those of the last ``seconds``
 (or both: the last N within the time span), always up to ``end_ms``. Columns:
 
-    request_id, row, timestamp_ms, revision, version, status, latency_ms, prediction, <features...>
+    request_id, row, timestamp_ms, revision, version, status, latency_ms, prediction, probabilities, <features...>
 
 Feature names come from the signature of the version that answered (``names_for``);
 instances from versions without column names get ``feature_0``, ``feature_1``, ...
 Failed requests (status >= 400) keep their row, with no features or prediction, so error
-rates and latency can be read from the same window.
+rates and latency can be read from the same window. ``probabilities`` holds each instance's
+class probabilities (a list, in the model's class order) where the gateway logged them
+(classifiers served through ONNX), else None.
 """
 
 from __future__ import annotations
@@ -35,7 +37,9 @@ from shipyard.serving.gateway import prediction_log
 from shipyard.serving.gateway.validation import schema_from_signature
 from shipyard.store.models import ModelVersion, RegisteredModel
 
-BASE_COLUMNS = ("request_id", "row", "timestamp_ms", "revision", "version", "status", "latency_ms", "prediction")
+BASE_COLUMNS = (
+    "request_id", "row", "timestamp_ms", "revision", "version", "status", "latency_ms", "prediction", "probabilities",
+)  # fmt: skip
 NamesFor = Callable[[int | None], Sequence[str] | None]
 
 
@@ -107,12 +111,19 @@ def instances(table: pa.Table, names_for: NamesFor) -> pd.DataFrame:
             "status": table["status"].to_numpy()[owner],
             "latency_ms": table["latency_ms"].to_numpy()[owner],
             "prediction": _predictions(table["outputs"].to_pylist(), counts, per_request),
+            "probabilities": _predictions(_column(table, "probabilities"), counts, per_request),
         }
     )
     return pd.concat([frame, _features(inputs, counts, per_request, frame["version"], names_for)], axis=1)
 
 
+def _column(table: pa.Table, name: str) -> list[Any]:
+    """A column's values, or None for each record where the table predates the column."""
+    return table[name].to_pylist() if name in table.column_names else [None] * table.num_rows
+
+
 def _predictions(outputs: list[str | None], counts: np.ndarray[Any, Any], per_request: np.ndarray[Any, Any]) -> list[Any]:
+    """One value per instance from each record's JSON list (predictions, or probability lists); None where absent."""
     found: list[Any] = []
     for text, count, rows in zip(outputs, counts, per_request, strict=True):
         values = orjson.loads(text) if text else None

@@ -28,6 +28,7 @@ class VersionDraft:
     format: str
     signature: dict[str, Any] = field(default_factory=dict)
     onnx_digest: str | None = None
+    profile_digest: str | None = None  # a JSON blob: the reference profile of the training data (monitoring.reference)
     metrics: dict[str, float] | None = None
     run_id: str | None = None
     datasets: Sequence[dict[str, Any]] = ()
@@ -109,6 +110,7 @@ def create_version(
     if not store.exists(draft.artifact_digest):
         raise InvalidInput(f"artifact {draft.artifact_digest} is not in the artifact store: upload it again before registering")
     onnx_size = _onnx_size(session, store, namespace, draft)
+    _check_profile(session, store, namespace, draft.profile_digest)
     metrics = dict(draft.metrics or {})
     code_version = draft.code_version or ""
     if draft.run_id is not None:
@@ -129,6 +131,7 @@ def create_version(
         format=draft.format,
         onnx_digest=draft.onnx_digest,
         onnx_size=onnx_size,
+        profile_digest=draft.profile_digest,
         signature=draft.signature,
         metrics=metrics,
         run_id=draft.run_id,
@@ -155,6 +158,24 @@ def _onnx_size(session: Session, store: ArtifactStore, namespace: str, draft: Ve
     if not store.exists(draft.onnx_digest):
         raise InvalidInput(f"ONNX artifact {draft.onnx_digest} is not in the artifact store: upload it again before registering")
     return held.size
+
+
+def _check_profile(session: Session, store: ArtifactStore, namespace: str, digest: str | None) -> None:
+    """A reference profile passes the artifact's checks, and must read back as a profile."""
+    if digest is None:
+        return
+    from shipyard.monitoring.reference import MAX_PROFILE_BYTES, load_profile  # pandas only when a profile comes
+
+    validate_digest(digest)
+    held = blobs.require_held(session, namespace, digest)
+    if not store.exists(digest):
+        raise InvalidInput(f"profile {digest} is not in the artifact store: upload it again before registering")
+    if held.size > MAX_PROFILE_BYTES:
+        raise InvalidInput(
+            f"profile {digest} is {held.size} bytes: expected a profile (Profile.to_dict() as JSON) of at most "
+            f"{MAX_PROFILE_BYTES} bytes; profile fewer columns"
+        )
+    load_profile(store, namespace, digest)
 
 
 def _dataset(entry: dict[str, Any]) -> dict[str, Any]:

@@ -11,16 +11,20 @@ from shipyard.runtime import Platform
 from shipyard.server import errors
 from shipyard.server.middleware import AuditLog, BodyLimit
 from shipyard.server.routes import (
+    alerts,
     artifacts,
     audit,
     endpoints,
     events,
     experiments,
+    feedback,
     health,
     loops,
     models,
+    monitors,
     namespaces,
     pipelines,
+    profiles,
     queues,
     runs,
     schedules,
@@ -32,7 +36,7 @@ from shipyard.server.routes import (
 API_PREFIX = "/api/v1"
 ROUTERS = (
     health, namespaces, users, tokens, audit, experiments, runs, artifacts, models, endpoints, serving, pipelines,
-    queues, events, schedules, loops,
+    queues, events, schedules, loops, feedback, profiles, monitors, alerts,
 )  # fmt: skip
 
 log = logging.getLogger("shipyard.server")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, NotRequired
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Base64Bytes, BaseModel, ConfigDict, Field
 from typing_extensions import TypedDict  # pydantic needs this one on Python 3.11
 
 Scope = Literal["read", "write", "promote", "admin"]
@@ -309,6 +309,9 @@ class ModelVersionIn(Body):
     artifact_digest: str = Field(pattern=r"^[0-9a-f]{64}$")
     format: Literal["sklearn", "onnx", "pickle"]
     onnx_digest: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    profile_digest: str | None = Field(
+        default=None, pattern=r"^[0-9a-f]{64}$", description="An uploaded JSON blob: the training data's reference profile."
+    )
     signature: dict[str, Any] = Field(default_factory=dict)
     metrics: dict[str, float] | None = None
     run_id: str | None = Field(default=None, max_length=32)
@@ -332,6 +335,7 @@ class ModelVersionOut(Out):
     format: str
     onnx_digest: str | None = None
     onnx_size: int | None = None
+    profile_digest: str | None = None
     signature: dict[str, Any]
     metrics: dict[str, Any]
     run_id: str | None
@@ -599,8 +603,30 @@ class StepRunIn(Body):
     cached_from: str | None = Field(default=None, max_length=32, description="The step run whose outputs this one reuses.")
     executor: Executor | None = None
     resources: dict[str, Any] | None = None
+    usage: StepUsage | None = Field(default=None, description="What the attempt used, as its worker measured it.")
     started_at: int | None = Field(default=None, ge=0, le=MAX_INT64)
     finished_at: int | None = Field(default=None, ge=0, le=MAX_INT64)
+    blobs: dict[Digest, Base64Bytes] | None = Field(
+        default=None,
+        description="Bytes of small outputs, base64 by sha256: stored and held by the namespace in the same "
+        "transaction as the record (larger ones are uploaded first: PUT /namespaces/{namespace}/blobs).",
+    )
+    logs: list[LogLineIn] | None = Field(
+        default=None, max_length=10_000, description="Log lines appended in the same transaction as the record."
+    )
+
+
+class StepUsage(Body):
+    cpu_seconds: float = Field(ge=0, le=1e12, description="User plus system CPU time of the worker process.")
+    max_rss_mb: float = Field(ge=0, le=1e12, description="Peak resident memory of the worker process, in MiB.")
+
+
+class StepCacheIn(Body):
+    """Record an attempt as served from the step cache, if a succeeded attempt with this cache key exists."""
+
+    cache_key: CacheKey
+    inputs: dict[str, StepArtifactIn] | None = Field(default=None, description="{arg: {digest, materializer}}")
+    executor: Executor | None = None
 
 
 class StepRunOut(Out):
@@ -617,6 +643,7 @@ class StepRunOut(Out):
     cached_from: str | None
     executor: str
     resources: dict[str, Any] | None
+    usage: dict[str, float] | None
     started_at: int | None
     finished_at: int | None
     created_at: int

@@ -91,6 +91,7 @@ def create_version(namespace: str, name: str, body: ModelVersionIn, platform: Pl
         artifact_digest=body.artifact_digest,
         format=body.format,
         onnx_digest=body.onnx_digest,
+        profile_digest=body.profile_digest,
         signature=body.signature,
         metrics=body.metrics,
         run_id=body.run_id,

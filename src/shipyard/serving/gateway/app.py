@@ -183,6 +183,7 @@ class Gateway:
     async def _predict(self, request: Request, namespace: str, name: str, protocol: str, version: int | None = None) -> Response:
         started = time.perf_counter()
         request_id = _request_id(request)
+        sampled = self._sampled()
         endpoint: ServedEndpoint | None = None
         served: ServedModel | None = None
         rows: np.ndarray[Any, Any] | None = None
@@ -200,9 +201,11 @@ class Gateway:
             else:
                 payload = v1.parse(body) if protocol == "v1" else mlflow.parse(body)
             rows = to_matrix(payload, served.schema)
-            predictions, probabilities = await _run(served, rows, with_proba=infer is not None)
+            # A logged request keeps its class probabilities where they cost no extra model call.
+            with_proba = infer is not None or (sampled and served.free_proba)
+            predictions, probabilities = await _run(served, rows, with_proba=with_proba)
         except ShipyardError as exc:
-            self._failed(exc, request_id, protocol, endpoint, served, rows, started)
+            self._failed(exc, request_id, protocol, endpoint, served, rows, started, sampled)
             return _error(exc, request_id, served.label if served else NO_MODEL, v2_style=protocol == "v2")
         finally:
             in_flight.dec()
@@ -220,8 +223,8 @@ class Gateway:
         series = self.metrics.series(namespace, name, label, protocol)
         series.ok.inc()
         series.latency.observe(seconds)
-        if self._sampled():
-            self._record(request_id, protocol, endpoint, served, 200, seconds, rows, predictions, None)
+        if sampled:
+            self._record(request_id, protocol, endpoint, served, 200, seconds, rows, predictions, None, probabilities)
         task = None
         if endpoint.shadow is not None:
             task = BackgroundTask(router.run_shadow, endpoint, endpoint.shadow, rows, request_id, label)
@@ -236,13 +239,14 @@ class Gateway:
         served: ServedModel | None,
         rows: np.ndarray[Any, Any] | None,
         started: float,
+        sampled: bool,
     ) -> None:
         seconds = time.perf_counter() - started
         # Only endpoints that exist get their own label values: made-up names must not grow the series.
         namespace, name = (endpoint.namespace, endpoint.name) if endpoint is not None else (UNKNOWN, UNKNOWN)
         label = served.label if served is not None else UNKNOWN
         self.metrics.failed(namespace, name, label, protocol, exc.status_code, exc.code, seconds)
-        if endpoint is not None and self._sampled():
+        if endpoint is not None and sampled:
             self._record(request_id, protocol, endpoint, served, exc.status_code, seconds, rows, None, exc.message)
 
     def _record(
@@ -256,6 +260,7 @@ class Gateway:
         rows: np.ndarray[Any, Any] | None,
         outputs: list[Any] | None,
         error: str | None,
+        probabilities: list[list[float]] | None = None,
     ) -> None:
         assert self.prediction_log is not None
         self.prediction_log.add(
@@ -273,6 +278,7 @@ class Gateway:
                 inputs=rows,
                 outputs=outputs,
                 error=error,
+                probabilities=probabilities,
             )
         )
 
@@ -423,6 +429,7 @@ def create_app(
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         if prediction_log is not None:
             prediction_log.start()
+        gateway.metrics.start_sampling()
         if poll:
             gateway.poller.start()
             # Take no request before the first table is in, so no worker answers 404 for a deployed endpoint.
@@ -433,6 +440,7 @@ def create_app(
         try:
             yield
         finally:
+            gateway.metrics.stop_sampling()
             gateway.poller.stop()
             if prediction_log is not None:
                 await run_in_threadpool(prediction_log.close)

@@ -11,7 +11,7 @@ import numpy as np
 
 from shipyard.errors import IntegrityFailure
 from shipyard.registry import formats
-from shipyard.registry.predictor import Predictor
+from shipyard.registry.predictor import OnnxPredictor, Predictor
 from shipyard.serving.gateway.batching import MicroBatcher
 from shipyard.serving.gateway.validation import InputSchema, schema_from_signature
 
@@ -43,6 +43,11 @@ class ServedModel:
     def label(self) -> str:
         """``model:version``, as sent in ``X-Model-Version``."""
         return f"{self.model}:{self.version}"
+
+    @property
+    def free_proba(self) -> bool:
+        """Whether class probabilities come out of the same model call as the labels (ONNX classifiers do)."""
+        return isinstance(self.predictor, OnnxPredictor) and self.predictor.has_proba
 
     @property
     def platform(self) -> str:

@@ -48,6 +48,7 @@ SCHEMA = pa.schema(
         pa.field("inputs", pa.list_(pa.list_(pa.float64()))),
         pa.field("outputs", pa.string()),  # JSON: predictions may be numbers, strings or booleans
         pa.field("error", pa.string()),
+        pa.field("probabilities", pa.string()),  # JSON: one list of class probabilities per row, where the model gave them
     ]
 )
 MAX_PENDING = 100_000
@@ -69,6 +70,7 @@ class PredictionRecord:
     inputs: np.ndarray[Any, Any] | None  # the validated rows; not copied, never changed after validation
     outputs: Sequence[Any] | None
     error: str | None = None
+    probabilities: Sequence[Sequence[float]] | None = None  # per row, in the model's class order; None when not at hand
 
 
 class PredictionLog:
@@ -181,6 +183,7 @@ def to_table(records: Sequence[PredictionRecord]) -> pa.Table:
             None if r.outputs is None else orjson.dumps(r.outputs, option=orjson.OPT_SERIALIZE_NUMPY).decode() for r in records
         ],
         "error": [r.error for r in records],
+        "probabilities": [None if r.probabilities is None else orjson.dumps(r.probabilities).decode() for r in records],
     }
     return pa.Table.from_pydict(columns, schema=SCHEMA)
 
