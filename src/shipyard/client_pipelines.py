@@ -8,6 +8,7 @@ model traces back to the pipeline run that made it without a line of user code.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 from collections.abc import Mapping, Sequence
@@ -217,11 +218,48 @@ class PipelineRunsMixin:
         return list(self.request("GET", url, params={"limit": limit}))
 
     def record_step(
-        self: _Transport, run_id: str, step: str, attempt: int, *, namespace: str | None = None, **fields: Any
+        self: _Transport,
+        run_id: str,
+        step: str,
+        attempt: int,
+        *,
+        namespace: str | None = None,
+        blobs: Mapping[str, bytes] | None = None,
+        **fields: Any,
     ) -> JSON:
-        """Create or update one attempt of a step: status, cache_key, inputs, outputs, error, cached_from, ..."""
+        """Create or update one attempt of a step: status, cache_key, inputs, outputs, error, cached_from, usage, ...
+
+        A finished attempt can be reported in one call: ``blobs`` ({sha256: bytes}) carries the
+        bytes of small outputs, which the namespace then holds, and ``logs`` its last log lines,
+        both recorded in the same transaction as the attempt (upload large outputs first, with
+        ``upload_blob``). Repeating the same report is accepted and changes nothing.
+        """
         url = f"/namespaces/{self._ns(namespace)}/pipeline-runs/{_q(run_id)}/steps/{_q(step)}/attempts/{int(attempt)}"
-        result: JSON = self.request("PUT", url, json=fields)
+        body = dict(fields)
+        if blobs:
+            body["blobs"] = {digest: base64.b64encode(data).decode("ascii") for digest, data in blobs.items()}
+        result: JSON = self.request("PUT", url, json=body)
+        return result
+
+    def record_cached_step(
+        self: _Transport,
+        run_id: str,
+        step: str,
+        attempt: int,
+        *,
+        cache_key: str,
+        inputs: Mapping[str, Any] | None = None,
+        executor: str | None = None,
+        namespace: str | None = None,
+    ) -> JSON | None:
+        """Record the attempt as ``cached`` when the step cache holds ``cache_key``, and return it; else None.
+
+        The cache lookup and the record in one request (nothing is recorded on a miss): what a
+        runner does before it runs a step.
+        """
+        url = f"/namespaces/{self._ns(namespace)}/pipeline-runs/{_q(run_id)}/steps/{_q(step)}/attempts/{int(attempt)}:from-cache"
+        body = {"cache_key": cache_key, "inputs": dict(inputs or {}), "executor": executor}
+        result: JSON | None = self.request("POST", url, json={k: v for k, v in body.items() if v is not None})
         return result
 
     def list_step_runs(self: _Transport, run_id: str, *, namespace: str | None = None) -> list[JSON]:

@@ -30,6 +30,10 @@ def test_run_show_and_logs(ml: Invoke) -> None:
     run_id = runs[0]["id"]
     shown = as_json(ml("pipeline", "show", run_id, "-n", NS, "-o", "json"))
     assert {s["step"] for s in shown["steps"]} == {"load", "split", "train", "evaluate"}
+    assert all(s["usage"]["cpu_seconds"] >= 0 and s["usage"]["max_rss_mb"] > 0 for s in shown["steps"])
+    table = ml("pipeline", "show", run_id, "-n", NS).output
+    assert "cpu_s" in table
+    assert "max_rss_mb" in table
     logs = ml("logs", run_id, "--step", "load", "-n", NS).output
     assert "loaded 569 rows, keeping 200" in logs
     again = ml("pipeline", "run", QUICKSTART, "-p", "rows=200", "-p", "c=0.5", "-n", NS)

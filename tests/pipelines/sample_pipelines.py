@@ -134,3 +134,28 @@ def hold(tag: str, journal: str, gate: str = "", seconds: float = 0.4) -> str:
 @pipeline
 def held(tag: str, journal: str, gate: str = "", seconds: float = 0.4) -> None:
     hold(tag, journal, gate, seconds)
+
+
+@step
+def count_up(value: int = 0) -> int:
+    print(f"counting from {value}")
+    return value + 1
+
+
+@pipeline
+def counting(start: int = 0, steps: int = 3) -> None:
+    """``steps`` quick steps in a chain, each printing a line: nodes count_up, count_up_2, ..."""
+    value = count_up(start)
+    for _ in range(steps - 1):
+        value = count_up(value)
+
+
+CALLS = 0  # how often `fresh` ran in this process
+
+
+@step(cache=False)
+def fresh(tag: str = "") -> list[int]:
+    """The worker's pid, and how many times `fresh` ran in it: 1 in a process of its own."""
+    global CALLS
+    CALLS += 1
+    return [os.getpid(), CALLS]

@@ -32,6 +32,9 @@ def test_local_and_ray_give_identical_results(client: Client, ray_executor: RayE
     assert {r["executor"] for r in runs} == {"local", "ray"}
     logs = client.read_logs(on_ray.run_id, step="train", namespace=NS)
     assert any("training on" in line["message"] for line in logs), "logs come back from Ray workers"
+    used = [step["usage"] for step in client.list_step_runs(on_ray.run_id, namespace=NS)]
+    assert len(used) == 4
+    assert all(usage["cpu_seconds"] >= 0 and usage["max_rss_mb"] > 0 for usage in used), "Ray workers measure what steps use"
 
 
 def test_failures_and_timeouts_on_ray_behave_as_locally(client: Client, ray_executor: RayExecutor) -> None:

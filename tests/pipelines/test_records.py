@@ -238,6 +238,10 @@ def test_a_step_attempt_is_upserted_through_its_states(platform: Platform, teams
         ("load", 1, {"cached_from": "nope"}, "cached_from 'nope'"),
         ("load", 1, {"executor": "slurm"}, "executor 'slurm'"),
         ("load", 1, {"started_at": -1}, "started_at"),
+        ("load", 1, {"usage": {"cpu_seconds": 1.0}}, "usage has fields ['cpu_seconds']"),
+        ("load", 1, {"usage": {"cpu_seconds": -1, "max_rss_mb": 10}}, "usage cpu_seconds -1"),
+        ("load", 1, {"usage": {"cpu_seconds": 1, "max_rss_mb": "lots"}}, "usage max_rss_mb 'lots'"),
+        ("load", 1, {"usage": [1, 2]}, "usage is a list"),
     ],
 )
 def test_bad_step_records_are_refused(
@@ -249,6 +253,84 @@ def test_bad_step_records_are_refused(
     assert words in refused.value.message
     with platform.db.session() as session:
         assert records.list_steps(session, SYSTEM, TEAM, run.id) == []
+
+
+def test_a_finished_attempt_is_reported_at_once_with_its_bytes_logs_and_usage(platform: Platform, teams: tuple[str, str]) -> None:
+    run = _run(platform)
+    data = b'{"rows": 3}'
+    digest = hashlib.sha256(data).hexdigest()
+    lines = [{"message": f"line {n}", "step": "load", "attempt": 1, "run": run.id} for n in range(3)]
+    usage = {"cpu_seconds": 0.25, "max_rss_mb": 42.5}
+    report = {
+        "status": "succeeded",
+        "cache_key": "k-load",
+        "inputs": {},
+        "outputs": {"output": {**_ref(digest), "size": len(data)}},
+        "usage": usage,
+        "started_at": 1_000,
+        "finished_at": 1_250,
+    }
+
+    def send() -> StepRun:
+        stored = records.store_blobs(SYSTEM, TEAM, platform.artifacts, {digest: data})
+        with platform.db.session(write=True) as session:
+            return records.record_step(session, SYSTEM, TEAM, run.id, "load", 1, blobs=stored, logs=lines, **report)
+
+    done = send()  # never recorded as running: a short attempt is reported once, finished
+    assert (done.status, done.usage, done.started_at, done.finished_at) == ("succeeded", usage, 1_000, 1_250)
+    with platform.db.session() as session:
+        assert blobs.readable(session, SYSTEM, TEAM, digest).size == len(data)
+    assert platform.artifacts.get_bytes(digest) == data
+    assert [line.message for line in _logs(platform, run.id)] == ["line 0", "line 1", "line 2"]
+    assert _cached(platform, "k-load") is not None
+    assert send().id == done.id  # the same report again (a retried request) adds no lines
+    assert len(_logs(platform, run.id)) == 3
+    with pytest.raises(Conflict, match="usage cannot change"):
+        _step(platform, run.id, "load", status="succeeded", usage={"cpu_seconds": 1, "max_rss_mb": 1})
+
+    # A report that is refused leaves nothing behind: neither its lines nor its blobs.
+    other = b"other bytes"
+    other_digest = hashlib.sha256(other).hexdigest()
+    stored = records.store_blobs(SYSTEM, TEAM, platform.artifacts, {other_digest: other})
+    with pytest.raises(Conflict), platform.db.session(write=True) as session:
+        records.record_step(session, SYSTEM, TEAM, run.id, "load", 1, blobs=stored, logs=[{"message": "late"}], status="failed")
+    assert len(_logs(platform, run.id)) == 3
+    with platform.db.session() as session, pytest.raises(NotFound):
+        blobs.readable(session, SYSTEM, TEAM, other_digest)
+
+
+def test_reported_bytes_must_match_their_digest_and_need_write_access(platform: Platform, make_caller: MakeCaller) -> None:
+    digest = hashlib.sha256(b"right").hexdigest()
+    with pytest.raises(InvalidInput, match="sha256"):
+        records.store_blobs(SYSTEM, TEAM, platform.artifacts, {digest: b"wrong"})
+    with pytest.raises(InvalidInput, match="blob key 'nope'"):
+        records.store_blobs(SYSTEM, TEAM, platform.artifacts, {"nope": b"right"})
+    with pytest.raises(PermissionDenied):
+        records.store_blobs(make_caller({TEAM: "viewer"}), TEAM, platform.artifacts, {digest: b"right"})
+    assert not platform.artifacts.exists(digest)
+    assert records.store_blobs(SYSTEM, TEAM, platform.artifacts, {}) == []
+
+
+def test_a_cache_hit_is_looked_up_and_recorded_in_one_go(platform: Platform, teams: tuple[str, str]) -> None:
+    digest = held_blob(platform, TEAM, b"output")
+    first = _run(platform)
+    source = _step(platform, first.id, "load", status="succeeded", cache_key="k", outputs={"output": _ref(digest)})
+    second = _run(platform)
+    with platform.db.session(write=True) as session:
+        assert records.record_cached(session, SYSTEM, TEAM, second.id, "load", 1, cache_key="missing") is None
+        hit = records.record_cached(
+            session, SYSTEM, TEAM, second.id, "train", 1, cache_key="k", inputs={"data": _ref(digest)}, executor="ray"
+        )
+    assert hit is not None
+    assert (hit.status, hit.cached_from, hit.outputs, hit.inputs, hit.executor) == (
+        "cached",
+        source.id,
+        {"output": _ref(digest)},
+        {"data": _ref(digest)},
+        "ray",
+    )
+    with platform.db.session() as session:
+        assert [s.step for s in records.list_steps(session, SYSTEM, TEAM, second.id)] == ["train"], "a miss records nothing"
 
 
 def test_a_finished_run_takes_no_more_step_records(platform: Platform, teams: tuple[str, str]) -> None:

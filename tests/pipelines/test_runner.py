@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import collections
 import importlib
 import sys
 import textwrap
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +14,12 @@ import pytest
 
 from shipyard.client import Client
 from shipyard.errors import InvalidInput
+from shipyard.pipelines import executors
+from shipyard.pipelines.control import SdkRecorder
 from shipyard.pipelines.launcher import resume_pipeline, run_pipeline
+from shipyard.pipelines.runner import Runner, RunResult
 from tests.pipelines import sample_pipelines as sample
+from tests.pipelines.test_queue import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -180,3 +186,118 @@ def test_step_logs_are_structured_and_tagged(ml: Client) -> None:
     assert logged
     assert logged[0]["extra"]["logger"] == "sample"
     assert all(line["step"] == "train" for line in ml.read_logs(result.run_id, step="train", namespace=NS))
+
+
+def plausible_usage(record: dict[str, Any]) -> bool:
+    usage = record.get("usage") or {}
+    return set(usage) == {"cpu_seconds", "max_rss_mb"} and usage["cpu_seconds"] >= 0 and usage["max_rss_mb"] > 0
+
+
+def test_each_attempt_records_what_it_used(ml: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    result = run_pipeline(sample.quickstart, {"rows": 300}, namespace=NS, client=ml, cache=False)
+    assert result.status == "succeeded", result.error
+    records = ml.list_step_runs(result.run_id, namespace=NS)
+    assert [r["step"] for r in records if not plausible_usage(r)] == []
+    assert all(r["started_at"] <= r["finished_at"] for r in records)
+    # A failed attempt used something too.
+    monkeypatch.setenv(sample.COUNT_FILE, str(tmp_path / "count"))
+    retried = run_pipeline(sample.retried, {"seed": 3}, namespace=NS, client=ml)
+    attempts = ml.list_step_runs(retried.run_id, namespace=NS)
+    assert sorted((r["attempt"], r["status"], plausible_usage(r)) for r in attempts) == [
+        (1, "failed", True),
+        (2, "succeeded", True),
+    ]
+    # Reused outputs ran nowhere: nothing is recorded as used.
+    cached = run_pipeline(sample.quickstart, {"rows": 300}, namespace=NS, client=ml)
+    assert {r["status"]: r["usage"] for r in ml.list_step_runs(cached.run_id, namespace=NS)} == {"cached": None}
+
+
+class CountingRecorder(SdkRecorder):
+    """Counts the calls the runner makes to the control plane."""
+
+    def __init__(self, client: Client) -> None:
+        super().__init__(client, NS)
+        self.calls: collections.Counter[str] = collections.Counter()
+
+    def record_step(self, run_id: str, step: str, attempt: int, **fields: Any) -> dict[str, Any]:
+        self.calls[f"record_step:{fields.get('status')}"] += 1
+        return super().record_step(run_id, step, attempt, **fields)
+
+    def record_cached(self, run_id: str, step: str, attempt: int, **fields: Any) -> dict[str, Any] | None:
+        self.calls["record_cached"] += 1
+        return super().record_cached(run_id, step, attempt, **fields)
+
+    def put_blob(self, data: bytes) -> str:
+        self.calls["put_blob"] += 1
+        return super().put_blob(data)
+
+
+def test_a_quick_step_is_reported_once_with_its_output_and_logs(ml: Client) -> None:
+    local = executors.create("local")
+    try:
+        recorder = CountingRecorder(ml)
+        first = Runner(recorder, local).run(sample.counting, {"start": 10, "steps": 3})
+        assert (first.status, first.output("count_up_3")) == ("succeeded", 13)
+        # One request per step: the cache lookup; and one report of the finished attempt, outputs included.
+        assert recorder.calls["record_cached"] == 3
+        assert recorder.calls["record_step:succeeded"] == 3
+        assert recorder.calls["put_blob"] == 0
+        records = ml.list_step_runs(first.run_id, namespace=NS)
+        assert [(r["step"], r["status"]) for r in records] == [
+            ("count_up", "succeeded"),
+            ("count_up_2", "succeeded"),
+            ("count_up_3", "succeeded"),
+        ]
+        assert all(r["cache_key"] and r["executor"] == "local" and r["started_at"] for r in records)
+        assert records[1]["inputs"]["value"]["digest"] == records[0]["outputs"]["output"]["digest"]
+        lines = [line["message"] for line in ml.read_logs(first.run_id, namespace=NS)]
+        assert lines == ["counting from 10", "counting from 11", "counting from 12"]
+
+        recorder.calls.clear()
+        again = Runner(recorder, local).run(sample.counting, {"start": 10, "steps": 3})
+        assert {s.status for s in again.steps.values()} == {"cached"}
+        assert dict(recorder.calls) == {"record_cached": 3}, "a cache hit is one request"
+    finally:
+        local.close()
+
+
+def test_a_long_step_is_recorded_as_running_while_it_runs(ml: Client, tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    params = {"tag": "t", "journal": str(tmp_path / "journal"), "gate": str(gate), "seconds": 0.0}
+    done: list[RunResult] = []
+    worker = threading.Thread(target=lambda: done.append(run_pipeline(sample.held, params, namespace=NS, client=ml)))
+    worker.start()
+    try:
+        wait_for(lambda: bool(ml.list_pipeline_runs(namespace=NS)), "the run to start")
+        run_id = ml.list_pipeline_runs(namespace=NS)[0]["id"]
+        wait_for(lambda: [s["status"] for s in ml.list_step_runs(run_id, namespace=NS)] == ["running"], "hold to be recorded")
+        running = ml.list_step_runs(run_id, namespace=NS)[0]
+        assert (bool(running["cache_key"]), bool(running["started_at"]), running["finished_at"]) == (True, True, None)
+    finally:
+        gate.write_text("open")
+        worker.join(timeout=60)
+    assert [(r.status, r.error) for r in done] == [("succeeded", None)]
+    finished = ml.list_step_runs(run_id, namespace=NS)
+    assert [(s["id"], s["status"], s["started_at"]) for s in finished] == [(running["id"], "succeeded", running["started_at"])]
+    assert plausible_usage(finished[0])
+
+
+class CancelledMeanwhile(SdkRecorder):
+    """Someone cancels the run just before its first step's report arrives."""
+
+    def record_step(self, run_id: str, step: str, attempt: int, **fields: Any) -> dict[str, Any]:
+        if fields.get("status") == "succeeded":
+            self.client.cancel_pipeline_run(run_id, namespace=self.namespace)
+        return super().record_step(run_id, step, attempt, **fields)
+
+
+def test_a_run_cancelled_while_a_step_ends_ends_cancelled(ml: Client) -> None:
+    local = executors.create("local")
+    try:
+        result = Runner(CancelledMeanwhile(ml, NS), local).run(sample.counting, {"start": 0, "steps": 3})
+    finally:
+        local.close()
+    assert (result.status, result.error) == ("cancelled", "cancelled while running")
+    run = ml.get_pipeline_run(result.run_id, namespace=NS)
+    assert (run["status"], run["error"]) == ("cancelled", "cancelled by request")
+    assert ml.list_step_runs(result.run_id, namespace=NS) == []

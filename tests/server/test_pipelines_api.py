@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from typing import Any
 
@@ -138,6 +139,69 @@ def test_steps_are_upserted_listed_and_found_in_the_cache(lab: TestClient) -> No
     refused(lab.put(_attempt(run["id"], "late"), json={}), 409, "conflict", "has succeeded")
 
 
+def test_a_finished_attempt_is_reported_in_one_request(lab: TestClient) -> None:
+    run = _new_run(lab)
+    data = b'{"rows": 3}'
+    digest = hashlib.sha256(data).hexdigest()
+    usage = {"cpu_seconds": 0.5, "max_rss_mb": 96.0}
+    report = {
+        "status": "succeeded",
+        "cache_key": "key-load",
+        "inputs": {},
+        "outputs": {"output": {"digest": digest, "materializer": "json", "size": len(data)}},
+        "usage": usage,
+        "started_at": 1_000,
+        "finished_at": 2_000,
+        "blobs": {digest: base64.b64encode(data).decode()},
+        "logs": [{"message": "loaded 3 rows", "step": "load", "attempt": 1, "run": run["id"]}],
+    }
+    done = lab.put(_attempt(run["id"], "load"), json=report)
+    assert done.status_code == 200, done.text
+    assert {k: done.json()[k] for k in ("status", "usage", "started_at", "finished_at")} == {
+        "status": "succeeded",
+        "usage": usage,
+        "started_at": 1_000,
+        "finished_at": 2_000,
+    }
+    assert lab.get(f"{BASE}/blobs/{digest}").content == data
+    assert [line["message"] for line in lab.get(f"{RUNS}/{run['id']}/logs").json()] == ["loaded 3 rows"]
+    assert lab.put(_attempt(run["id"], "load"), json=report).status_code == 200, "a retried report is accepted"
+    assert len(lab.get(f"{RUNS}/{run['id']}/logs").json()) == 1, "and adds no lines"
+    assert lab.get(f"{RUNS}/{run['id']}/steps").json()[0]["usage"] == usage
+
+    bad = {digest: base64.b64encode(b"other bytes").decode()}
+    refused(lab.put(_attempt(run["id"], "x"), json={"blobs": bad}), 400, "invalid_input", "sha256")
+    refused(lab.put(_attempt(run["id"], "x"), json={"blobs": {digest: "not base64!"}}), 422, "invalid_input", "base64")
+    refused(lab.put(_attempt(run["id"], "x"), json={"usage": {"cpu_seconds": -1, "max_rss_mb": 1}}), 422, "invalid_input")
+    refused(lab.put(_attempt(run["id"], "x"), json={"usage": {"cpu_seconds": 1}}), 422, "invalid_input", "max_rss_mb")
+    assert [s["step"] for s in lab.get(f"{RUNS}/{run['id']}/steps").json()] == ["load"]
+
+
+def test_a_cache_hit_is_looked_up_and_recorded_in_one_request(lab: TestClient) -> None:
+    first = _new_run(lab)
+    digest = _blob(lab, b"rows")
+    output = {"digest": digest, "materializer": "json", "size": 4}
+    source = lab.put(
+        _attempt(first["id"], "load"), json={"status": "succeeded", "cache_key": "key-load", "outputs": {"output": output}}
+    )
+    assert source.status_code == 200, source.text
+    second = _new_run(lab)
+    url = _attempt(second["id"], "load") + ":from-cache"
+    miss = lab.post(url, json={"cache_key": "key-none"})
+    assert (miss.status_code, miss.content) == (204, b"")
+    hit = lab.post(url, json={"cache_key": "key-load", "inputs": {}, "executor": "local"})
+    assert hit.status_code == 201, hit.text
+    assert {k: hit.json()[k] for k in ("status", "cached_from", "outputs", "cache_key")} == {
+        "status": "cached",
+        "cached_from": source.json()["id"],
+        "outputs": {"output": output},
+        "cache_key": "key-load",
+    }
+    assert [s["step"] for s in lab.get(f"{RUNS}/{second['id']}/steps").json()] == ["load"]
+    refused(lab.post(url, json={"cache_key": "bad key"}), 422, "invalid_input", "cache_key")
+    refused(lab.post(_attempt(second["id"], "load", 0) + ":from-cache", json={"cache_key": "k"}), 422, "invalid_input")
+
+
 def test_logs_are_appended_and_paged(lab: TestClient) -> None:
     run = _new_run(lab)
     logs = f"{RUNS}/{run['id']}/logs"
@@ -204,6 +268,7 @@ def test_outsiders_get_404_and_viewers_cannot_write(lab: TestClient, platform: P
         ("POST", RUNS, {"pipeline": "p"}),
         ("PATCH", f"{RUNS}/{run['id']}", {"status": "cancelled"}),
         ("PUT", _attempt(run["id"], "train"), {"status": "running"}),
+        ("POST", _attempt(run["id"], "train") + ":from-cache", {"cache_key": "k"}),
         ("POST", f"{RUNS}/{run['id']}/logs", {"lines": [{"message": "x"}]}),
     ]
     for method, url, body in reads + writes:
@@ -240,10 +305,21 @@ def test_the_sdk_records_a_pipeline_run(client: Client, teams: tuple[str, str]) 
         client.download_blob(digest, namespace=OTHER)
 
     assert client.cached_step("k-load", namespace=TEAM) is None
+    assert client.record_cached_step(run["id"], "load", 1, cache_key="k-load", namespace=TEAM) is None
     client.record_step(run["id"], "load", 1, status="running", cache_key="k-load", inputs={}, namespace=TEAM)
     output = {"digest": digest, "materializer": "bytes", "size": len(data), "description": {}}
     done = client.record_step(run["id"], "load", 1, status="succeeded", outputs={"output": output}, namespace=TEAM)
-    assert (done["status"], done["outputs"]) == ("succeeded", {"output": output})
+    assert (done["status"], done["outputs"], done["usage"]) == ("succeeded", {"output": output}, None)
+    small = b"small output"
+    small_digest = hashlib.sha256(small).hexdigest()
+    usage = {"cpu_seconds": 0.01, "max_rss_mb": 50.0}
+    reported = client.record_step(
+        run["id"], "split", 1, status="succeeded", cache_key="k-split", inputs={"frame": output},
+        outputs={"output": {"digest": small_digest, "materializer": "bytes"}}, usage=usage,
+        blobs={small_digest: small}, logs=[{"message": "split", "step": "split", "attempt": 1}], namespace=TEAM,
+    )  # fmt: skip
+    assert (reported["status"], reported["usage"]) == ("succeeded", usage)
+    assert client.download_blob(small_digest, namespace=TEAM) == small
     hit = client.cached_step("k-load", namespace=TEAM)
     assert hit is not None
     assert hit["id"] == done["id"]
@@ -258,14 +334,17 @@ def test_the_sdk_records_a_pipeline_run(client: Client, teams: tuple[str, str]) 
         namespace=TEAM,
     )
     assert cached["cached_from"] == done["id"]
-    assert [s["step"] for s in client.list_step_runs(run["id"], namespace=TEAM)] == ["load"]
+    again = client.record_cached_step(queued["id"], "split", 1, cache_key="k-split", inputs={"frame": output}, namespace=TEAM)
+    assert again is not None
+    assert (again["status"], again["cached_from"]) == ("cached", reported["id"])
+    assert [s["step"] for s in client.list_step_runs(run["id"], namespace=TEAM)] == ["load", "split"]
     with pytest.raises(InvalidInput):
         client.record_step(run["id"], "load", 2, colour="red", namespace=TEAM)
 
     client.append_logs(run["id"], [{"message": f"m{n}", "step": "load", "attempt": 1} for n in range(5)], namespace=TEAM)
     client.append_logs(run["id"], [{"message": "done"}], namespace=TEAM)
-    first = client.read_logs(run["id"], limit=3, namespace=TEAM)
-    assert [line["message"] for line in first] == ["m0", "m1", "m2"]
+    first = client.read_logs(run["id"], limit=4, namespace=TEAM)
+    assert [line["message"] for line in first] == ["split", "m0", "m1", "m2"]
     rest = client.read_logs(run["id"], after=first[-1]["id"], namespace=TEAM)
     assert [line["message"] for line in rest] == ["m3", "m4", "done"]
     assert [line["message"] for line in client.read_logs(run["id"], step="", namespace=TEAM)] == ["done"]

@@ -19,7 +19,7 @@ app = typer.Typer(help="Pipelines: run, resume and inspect pipeline runs.", no_a
 
 RUN_COLUMNS = ("id", "pipeline", "status", "priority", "executor", "created_at", "finished_at", "created_by")
 QUEUE_COLUMNS = ("position", "id", "pipeline", "priority", "resources", "created_at", "created_by")
-STEP_COLUMNS = ("step", "attempt", "status", "cache_key", "started_at", "finished_at", "error")
+STEP_COLUMNS = ("step", "attempt", "status", "cache_key", "started_at", "finished_at", "cpu_s", "max_rss_mb", "error")
 ExecutorOption = Annotated[str, typer.Option("--executor", "-e", help="local (processes on this machine) or ray.")]
 RayAddressOption = Annotated[
     str | None,
@@ -151,7 +151,7 @@ def show(
     namespace: NamespaceOption = "default",
     output: OutputOption = Format.TABLE,
 ) -> None:
-    """One run and its step attempts (status, cache key, errors)."""
+    """One run and its step attempts (status, cache key, CPU seconds and peak memory they used, errors)."""
     with connect() as client:
         record = client.get_pipeline_run(run_id, namespace=namespace)
         steps = client.list_step_runs(run_id, namespace=namespace)
@@ -159,7 +159,19 @@ def show(
         emit({**record, "steps": steps}, output)
         return
     emit_record({k: v for k, v in record.items() if k != "graph"}, output, title=f"Pipeline run {run_id}")
-    emit([{**s, "cache_key": (s.get("cache_key") or "")[:12]} for s in steps], output, columns=STEP_COLUMNS, title="Steps")
+    emit([_step_row(s) for s in steps], output, columns=STEP_COLUMNS, title="Steps")
+
+
+def _step_row(step: Mapping[str, Any]) -> dict[str, Any]:
+    """A step attempt as a table row: a short cache key, and what it used (blank when it never ran here)."""
+    usage = step.get("usage") or {}
+    cpu, rss = usage.get("cpu_seconds"), usage.get("max_rss_mb")
+    return {
+        **step,
+        "cache_key": (step.get("cache_key") or "")[:12],
+        "cpu_s": None if cpu is None else f"{cpu:.2f}",
+        "max_rss_mb": None if rss is None else f"{rss:.0f}",
+    }
 
 
 @app.command("queue")

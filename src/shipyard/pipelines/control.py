@@ -48,6 +48,13 @@ class SdkRecorder:
     def record_step(self, run_id: str, step: str, attempt: int, **fields: Any) -> dict[str, Any]:
         return self.client.record_step(run_id, step, attempt, namespace=self.namespace, **fields)
 
+    def record_cached(
+        self, run_id: str, step: str, attempt: int, *, cache_key: str, inputs: Mapping[str, Any], executor: str
+    ) -> dict[str, Any] | None:
+        return self.client.record_cached_step(
+            run_id, step, attempt, cache_key=cache_key, inputs=inputs, executor=executor, namespace=self.namespace
+        )
+
     def list_steps(self, run_id: str) -> list[dict[str, Any]]:
         return self.client.list_step_runs(run_id, namespace=self.namespace)
 

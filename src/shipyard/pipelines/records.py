@@ -10,6 +10,9 @@ starts it; a finished run never runs again: resuming makes a new run that names 
 one in ``resumed_from``. A run that finishes appends a ``pipeline.finished`` event, which
 schedules may trigger on. A step attempt moves ``pending -> running -> succeeded | failed``;
 ``cached`` and ``skipped`` attempts are recorded as such (from ``pending`` at the latest).
+A runner may skip ``running`` for a short attempt and report it once, finished: its status,
+its outputs (small ones with their bytes), what it used and its last log lines, all in one
+transaction, so an attempt is never recorded as succeeded without the outputs it made.
 """
 
 from __future__ import annotations
@@ -23,9 +26,11 @@ from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
 from shipyard import events
+from shipyard.access import blobs as held_blobs
 from shipyard.access import namespaces
 from shipyard.access.caller import Caller
 from shipyard.access.roles import Action
+from shipyard.artifacts import ArtifactStore, StoredBlob
 from shipyard.errors import Conflict, InvalidInput, NotFound
 from shipyard.pipelines import queue
 from shipyard.store.bulk import insert_rows
@@ -45,8 +50,12 @@ STEP_TRANSITIONS: dict[str, frozenset[str]] = {
 }
 EXECUTORS = ("local", "ray")
 STEP_FIELDS = frozenset(
-    {"status", "cache_key", "inputs", "outputs", "error", "cached_from", "executor", "resources", "started_at", "finished_at"}
-)
+    {
+        "status", "cache_key", "inputs", "outputs", "error", "cached_from", "executor", "resources", "usage",
+        "started_at", "finished_at",
+    }
+)  # fmt: skip
+USAGE_FIELDS = ("cpu_seconds", "max_rss_mb")
 
 MAX_LIST = 1000
 MAX_LOG_LINES = 10_000
@@ -306,9 +315,25 @@ def _step_values(session: Session, namespace: str, fields: Mapping[str, Any]) ->
             values[key] = _choice(value, EXECUTORS, "executor")
         elif key == "resources":
             values[key] = _json_object(value, "resources")
+        elif key == "usage":
+            values[key] = _usage(value)
         else:  # started_at, finished_at
             values[key] = _whole(value, key, 0, MAX_INT64)
     return values
+
+
+def _usage(value: Any) -> dict[str, float]:
+    """``{"cpu_seconds": s, "max_rss_mb": m}``: what an attempt used, as its worker measured it."""
+    found = _json_object(value, "usage")
+    if set(found) != set(USAGE_FIELDS):
+        raise InvalidInput(f"usage has fields {sorted(found)}: expected exactly {', '.join(USAGE_FIELDS)}")
+    clean: dict[str, float] = {}
+    for key in USAGE_FIELDS:
+        amount = found[key]
+        if isinstance(amount, bool) or not isinstance(amount, (int, float)) or not 0 <= amount <= MAX_INT64:
+            raise InvalidInput(f"usage {key} {amount!r} is not valid: expected a number of at least 0")
+        clean[key] = float(amount)
+    return clean
 
 
 def _cached_source(session: Session, namespace: str, step_run_id: Any) -> StepRun:
@@ -321,12 +346,42 @@ def _cached_source(session: Session, namespace: str, step_run_id: Any) -> StepRu
     return source
 
 
-def record_step(session: Session, caller: Caller, namespace: str, run_id: str, step: str, attempt: int, **fields: Any) -> StepRun:
+def store_blobs(caller: Caller, namespace: str, store: ArtifactStore, data: Mapping[str, bytes]) -> list[StoredBlob]:
+    """Write the bytes a step report carries (``{sha256: bytes}``) to the artifact store, checked against their digests.
+
+    Pass what it returns to ``record_step(blobs=...)``, which makes the namespace hold them
+    in the same transaction as the attempt that made them.
+    """
+    if not data:
+        return []
+    caller.require(Action.WRITE, namespace)
+    stored = []
+    for digest, content in data.items():
+        if not isinstance(digest, str) or not _DIGEST.match(digest):
+            raise InvalidInput(f"blob key {digest!r} is not valid: expected the sha256 hex digest of its bytes")
+        stored.append(store.put_chunks([content], expected_digest=digest))
+    return stored
+
+
+def record_step(
+    session: Session,
+    caller: Caller,
+    namespace: str,
+    run_id: str,
+    step: str,
+    attempt: int,
+    *,
+    blobs: Sequence[StoredBlob] = (),
+    logs: Sequence[Mapping[str, Any]] = (),
+    **fields: Any,
+) -> StepRun:
     """Create or update one attempt of one step (an upsert on run, step and attempt).
 
     ``fields``: status, cache_key, inputs, outputs, error, cached_from, executor, resources,
-    started_at, finished_at; those not given stay as they are. Times not given are set as
-    the attempt starts and finishes. A finished attempt accepts only the same values again.
+    usage, started_at, finished_at; those not given stay as they are. Times not given are set
+    as the attempt starts and finishes. A finished attempt accepts only the same values again.
+    ``blobs`` (stored by ``store_blobs``) become the namespace's and ``logs`` are appended in
+    the same transaction, so a finished attempt is one atomic report.
     """
     caller.require(Action.WRITE, namespace)
     run = get_run(session, caller, namespace, run_id)
@@ -335,12 +390,15 @@ def record_step(session: Session, caller: Caller, namespace: str, run_id: str, s
     values = _step_values(session, namespace, fields)
     if run.status in RUN_FINISHED:
         raise Conflict(f"pipeline run {run.id} has {run.status}: its steps can no longer change (resume it as a new run)")
+    for blob in blobs:
+        held_blobs.claim(session, caller, namespace, blob)
     # Lock the run so two writers of the same attempt queue instead of clashing on the unique key.
     session.execute(select(PipelineRun.id).where(PipelineRun.id == run.id).with_for_update())
     record = session.scalar(
         select(StepRun).where(StepRun.pipeline_run_id == run.id, StepRun.step == step, StepRun.attempt == attempt)
     )
     now = now_ms()
+    repeated = False
     if record is None:
         status = values.setdefault("status", "pending")
         record = StepRun(
@@ -358,6 +416,9 @@ def record_step(session: Session, caller: Caller, namespace: str, run_id: str, s
     else:
         status = values.get("status", record.status)
         _check_step_change(record, status, values)
+        repeated = status == record.status and status in STEP_FINISHED  # a retried report: its lines are in
+    if not repeated:
+        _insert_logs(session, run.id, logs)
     for key, value in values.items():
         setattr(record, key, value)
     if status not in ("pending", "skipped") and record.started_at is None:
@@ -382,6 +443,32 @@ def _check_step_change(record: StepRun, status: str, values: Mapping[str, Any]) 
             f"{where} is {record.status} and cannot become {status}: "
             f"expected one of {', '.join(sorted(allowed)) or 'nothing, it has finished (record a new attempt)'}"
         )
+
+
+def record_cached(
+    session: Session,
+    caller: Caller,
+    namespace: str,
+    run_id: str,
+    step: str,
+    attempt: int,
+    *,
+    cache_key: str,
+    inputs: Mapping[str, Any] | None = None,
+    executor: str | None = None,
+) -> StepRun | None:
+    """Record the attempt as ``cached`` from the newest usable cache entry for ``cache_key``; None when there is none.
+
+    The lookup and the record are one transaction (nothing is recorded on a miss): a runner
+    learns whether it may skip a step and records that it did in a single request.
+    """
+    hit = cached_step(session, caller, namespace, cache_key)
+    if hit is None:
+        return None
+    return record_step(
+        session, caller, namespace, run_id, step, attempt, status="cached", cache_key=cache_key, inputs=inputs,
+        outputs=dict(hit.outputs or {}), cached_from=hit.id, executor=executor,
+    )  # fmt: skip
 
 
 def list_steps(session: Session, caller: Caller, namespace: str, run_id: str) -> list[StepRun]:
@@ -418,10 +505,14 @@ def append_logs(session: Session, caller: Caller, namespace: str, run_id: str, l
     """
     caller.require(Action.WRITE, namespace)
     run = get_run(session, caller, namespace, run_id)
+    return _insert_logs(session, run.id, lines)
+
+
+def _insert_logs(session: Session, run_id: str, lines: Sequence[Mapping[str, Any]]) -> int:
     if len(lines) > MAX_LOG_LINES:
         raise InvalidInput(f"{len(lines)} log lines in one request: at most {MAX_LOG_LINES}, send them in several batches")
     now = now_ms()
-    rows = [_log_row(run.id, number, line, now) for number, line in enumerate(lines)]
+    rows = [_log_row(run_id, number, line, now) for number, line in enumerate(lines)]
     insert_rows(session, _LOGS_TABLE, _LOG_COLUMNS, rows)
     return len(rows)
 

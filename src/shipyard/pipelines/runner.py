@@ -9,11 +9,19 @@ A failed step fails the run after its retries (exponential backoff). Steps alrea
 finish and are recorded; nothing new starts. ``resume`` starts a new run of the same
 pipeline and parameters that reuses every step that finished in the old one and whose
 cache key is unchanged, and reruns the rest.
+
+Each request to the control plane costs a few milliseconds, so a step makes as few as it
+can: one to ask the cache and record a hit (when caching is on), and one to report the
+attempt once it has ended, with its outputs (the bytes of small ones too), what it used
+and its last log lines, all recorded in one transaction. A step that runs for longer than
+``RECORD_RUNNING_S`` is also recorded as running meanwhile, and its log lines are shipped
+every ``LOG_SHIP_S`` for ``shipyard logs --follow``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import importlib
 import logging
 import shutil
@@ -26,7 +34,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from shipyard.errors import InvalidInput, StepFailed
+from shipyard.errors import Conflict, IntegrityFailure, InvalidInput, StepFailed
 from shipyard.pipelines import materializers
 from shipyard.pipelines.cache import cache_key, environment
 from shipyard.pipelines.dsl import Pipeline
@@ -37,9 +45,12 @@ from shipyard.pipelines.task import RUN_ID_VARIABLE, STEP_VARIABLE, Artifact, St
 log = logging.getLogger("shipyard.pipelines")
 
 FINISHED = ("succeeded", "cached")
-POLL_S = 0.002
+WAIT_S = 0.05  # longest the loop waits for a step to end before it looks at timeouts, logs and cancellation
 RECENT_MAX_BYTES = 64 * 1024 * 1024
+INLINE_MAX_BYTES = 256 * 1024  # outputs (together) and log lines up to this size travel in a step's report
+LOG_BATCH_LINES = 10_000  # the most lines the API takes in one request
 LOG_SHIP_S = 0.5
+RECORD_RUNNING_S = 0.5  # a step still running after this long is recorded as running; a shorter one only once it ends
 STATUS_CHECK_S = 1.0  # how often a running run looks whether someone cancelled it
 QUEUE_POLL_S = 0.5  # how often a queued run looks whether it was admitted
 
@@ -55,8 +66,9 @@ class Recorder(Protocol):
     def update_run(self, run_id: str, *, status: str, error: str | None = None) -> dict[str, Any]: ...
     def get_run(self, run_id: str) -> dict[str, Any]: ...
     def record_step(self, run_id: str, step: str, attempt: int, **fields: Any) -> dict[str, Any]: ...
+    def record_cached(self, run_id: str, step: str, attempt: int, *, cache_key: str, inputs: Mapping[str, Any],
+                      executor: str) -> dict[str, Any] | None: ...  # fmt: skip
     def list_steps(self, run_id: str) -> list[dict[str, Any]]: ...
-    def cached_step(self, key: str) -> dict[str, Any] | None: ...
     def append_logs(self, run_id: str, lines: list[dict[str, Any]]) -> None: ...
     def put_blob(self, data: bytes) -> str: ...
     def get_blob(self, digest: str) -> bytes: ...
@@ -98,11 +110,14 @@ class RunResult:
 class _Running:
     handle: Handle
     attempt: int
-    started: float
+    started: float  # on the runner's clock, for timeouts
     key: str
     inputs: dict[str, dict[str, Any]]
     log_path: Path
+    started_at: int  # ms since the epoch, as recorded
+    resources: dict[str, Any]
     log_offset: int = 0
+    recorded: bool = False  # whether it was recorded as running (steps that end soon are recorded once, finished)
 
 
 class Runner:
@@ -208,21 +223,27 @@ class Runner:
                         del running[name]
                         timed_out = StepResult({}, [], f"Timeout: step '{name}' ran over its {timeout:g} s timeout")
                         failure = self._finish(run_id, node, job, timed_out, outcomes, retries) or failure
+                for job_name, job in running.items():
+                    if not job.recorded and self.clock() - job.started >= RECORD_RUNNING_S:
+                        self._record_running(run_id, job_name, job)
                 if self.clock() - last_ship >= LOG_SHIP_S:
                     last_ship = self.clock()
-                    for job_name, job in running.items():
-                        self._ship_file_logs(run_id, job_name, job)
+                    for job in running.values():
+                        self._ship_file_logs(run_id, job)
                 if not running:
                     if failure is not None:
                         break
                     if not retries and not graph.ready(_finished(outcomes), started):
                         break  # every step has finished, or nothing more can start
-                time.sleep(POLL_S)
-        except BaseException:
+                self._wait(graph, running, retries)
+        except BaseException as exc:
             for job in running.values():
                 job.handle.cancel()
-            self.recorder.update_run(run_id, status="cancelled", error="the runner was interrupted")
-            raise
+            if isinstance(exc, Conflict) and self.recorder.get_run(run_id).get("status") == "cancelled":
+                cancelled = True  # cancelled since the last look: the step that ended can no longer be recorded
+            else:
+                self.recorder.update_run(run_id, status="cancelled", error="the runner was interrupted")
+                raise
         finally:
             _remove_tree(workdir)
         if cancelled:
@@ -236,6 +257,21 @@ class Runner:
             error = f"{reason} (resume with: {resume_command(run_id, self.recorder.namespace)})"
         self.recorder.update_run(run_id, status=status, error=error)
         return RunResult(run_id, status, outcomes, error, self.recorder)
+
+    def _wait(self, graph: Graph, running: Mapping[str, _Running], retries: Mapping[str, tuple[float, int]]) -> None:
+        """Until a running step ends, or the next timeout or retry is due (``WAIT_S`` at the most)."""
+        now = self.clock()
+        timeout = WAIT_S
+        for when, _ in retries.values():
+            timeout = min(timeout, when - now)
+        for name, job in running.items():
+            limit = graph.nodes[name].step.options.timeout_s
+            if limit is not None:
+                timeout = min(timeout, job.started + limit - now)
+        if running:
+            self.executor.wait([job.handle for job in running.values()], max(timeout, 0.0))
+        elif retries and timeout > 0:
+            time.sleep(timeout)  # nothing runs: the next retry is what there is to wait for
 
     def _wait_for_admission(self, run_id: str) -> bool:
         """Wait while the run is queued; False when it was cancelled there."""
@@ -266,46 +302,48 @@ class Runner:
     ) -> None:
         inputs = {arg: outcomes[ref.node].outputs[ref.name] for arg, ref in node.inputs.items()}
         key = cache_key(node, {arg: ref["digest"] for arg, ref in inputs.items()}, self.environment)
+        refs = {arg: {"digest": ref["digest"], "materializer": ref["materializer"]} for arg, ref in inputs.items()}
         if attempt == 1:
             earlier = reuse.get(node.name)
             if earlier is not None and earlier.get("cache_key") == key:
-                self._cached(run_id, node, key, inputs, earlier, outcomes, "resumed")
+                outputs = dict(earlier.get("outputs") or {})
+                self.recorder.record_step(
+                    run_id, node.name, 1, status="cached", cache_key=key, inputs=refs, outputs=outputs,
+                    cached_from=earlier.get("id"), executor=self.executor.name,
+                )  # fmt: skip
+                self._cached(node, outputs, outcomes, "resumed")
                 return
             if self.cache and node.step.options.cache:
-                hit = self.recorder.cached_step(key)
+                hit = self.recorder.record_cached(run_id, node.name, 1, cache_key=key, inputs=refs, executor=self.executor.name)
                 if hit is not None:
-                    self._cached(run_id, node, key, inputs, hit, outcomes, "cache")
+                    self._cached(node, dict(hit.get("outputs") or {}), outcomes, "cache")
                     return
-        refs = {arg: {"digest": ref["digest"], "materializer": ref["materializer"]} for arg, ref in inputs.items()}
-        self.recorder.record_step(
-            run_id, node.name, attempt, status="running", cache_key=key, inputs=refs, executor=self.executor.name,
-            resources=dataclasses.asdict(node.step.options.resources),
-        )  # fmt: skip
         artifacts = {arg: Artifact(self._blob(ref["digest"]), ref["materializer"]) for arg, ref in inputs.items()}
         log_path = workdir / f"{node.name}.{attempt}.jsonl"
         env = {**self.recorder.step_environment(), RUN_ID_VARIABLE: run_id, STEP_VARIABLE: f"{run_id}/{node.name}"}
         task = StepTask(run_id, node.name, attempt, node.step, artifacts, dict(node.params), env, str(log_path))
-        running[node.name] = _Running(self.executor.submit(task), attempt, self.clock(), key, refs, log_path)
+        resources = dataclasses.asdict(node.step.options.resources)
+        started_at = _now_ms()
+        handle = self.executor.submit(task)
+        running[node.name] = _Running(handle, attempt, self.clock(), key, refs, log_path, started_at, resources)
         self.on_event("started", node.name, {"attempt": attempt})
 
-    def _cached(
-        self,
-        run_id: str,
-        node: Node,
-        key: str,
-        inputs: Mapping[str, dict[str, Any]],
-        earlier: Mapping[str, Any],
-        outcomes: dict[str, StepOutcome],
-        source: str,
-    ) -> None:
-        outputs = dict(earlier.get("outputs") or {})
-        refs = {arg: {"digest": ref["digest"], "materializer": ref["materializer"]} for arg, ref in inputs.items()}
-        self.recorder.record_step(
-            run_id, node.name, 1, status="cached", cache_key=key, inputs=refs, outputs=outputs,
-            cached_from=earlier.get("id"), executor=self.executor.name,
-        )  # fmt: skip
+    def _cached(self, node: Node, outputs: dict[str, dict[str, Any]], outcomes: dict[str, StepOutcome], source: str) -> None:
         outcomes[node.name] = StepOutcome(node.name, "cached", 1, outputs)
         self.on_event("cached", node.name, {"source": source})
+
+    def _record_running(self, run_id: str, node: str, job: _Running) -> None:
+        self.recorder.record_step(run_id, node, job.attempt, status="running", **self._attempt_fields(job))
+        job.recorded = True
+
+    def _attempt_fields(self, job: _Running) -> dict[str, Any]:
+        return {
+            "cache_key": job.key,
+            "inputs": job.inputs,
+            "executor": self.executor.name,
+            "resources": job.resources,
+            "started_at": job.started_at,
+        }
 
     def _finish(
         self,
@@ -317,25 +355,21 @@ class Runner:
         retries: dict[str, tuple[float, int]],
     ) -> str | None:
         """Record the attempt; returns the run's failure message when this step has failed for good."""
-        self._ship_file_logs(run_id, node.name, job)
-        if not job.log_path.exists() and result.logs:
-            self.recorder.append_logs(run_id, result.logs)  # executors on other hosts send logs back with the result
+        report = {**self._attempt_fields(job), "finished_at": _now_ms()}
+        if result.usage is not None:
+            report["usage"] = dict(result.usage)
+        logs = self._last_logs(run_id, job, result)
+        if logs:
+            report["logs"] = logs
         if result.error is None:
-            outputs = {}
-            for name, artifact in result.outputs.items():
-                digest = self.recorder.put_blob(artifact.data)
-                self._remember(digest, artifact.data)
-                outputs[name] = {
-                    "digest": digest,
-                    "materializer": artifact.materializer,
-                    "size": len(artifact.data),
-                    "description": dict(artifact.description),
-                }
-            self.recorder.record_step(run_id, node.name, job.attempt, status="succeeded", outputs=outputs)
+            outputs, inline, uploads = self._outputs(result)
+            report.update(status="succeeded", outputs=outputs, blobs=inline)
+            self._report(run_id, node.name, job.attempt, uploads, report)
             outcomes[node.name] = StepOutcome(node.name, "succeeded", job.attempt, outputs)
             self.on_event("succeeded", node.name, {"attempt": job.attempt, "seconds": result.seconds})
             return None
-        self.recorder.record_step(run_id, node.name, job.attempt, status="failed", error=result.error)
+        report.update(status="failed", error=result.error)
+        self.recorder.record_step(run_id, node.name, job.attempt, **report)
         options = node.step.options
         if job.attempt <= options.retries:
             delay = options.retry_backoff_s * 2 ** (job.attempt - 1)
@@ -346,6 +380,37 @@ class Runner:
         self.on_event("failed", node.name, {"attempt": job.attempt, "error": result.error})
         tries = f"attempt {job.attempt} of {options.retries + 1}" if options.retries else "no retries"
         return f"step '{node.name}' failed ({tries}): {result.error}"
+
+    def _report(self, run_id: str, node: str, attempt: int, uploads: Mapping[str, bytes], report: dict[str, Any]) -> None:
+        """Upload the large outputs, then record the attempt with the small ones in one request."""
+        for digest, data in uploads.items():
+            stored = self.recorder.put_blob(data)
+            if stored != digest:
+                raise IntegrityFailure(f"output of step '{node}' was stored as {stored}, expected sha256 {digest}: run it again")
+        self.recorder.record_step(run_id, node, attempt, **report)
+
+    def _outputs(self, result: StepResult) -> tuple[dict[str, dict[str, Any]], dict[str, bytes], dict[str, bytes]]:
+        """The outputs' records, and their bytes: those small enough to travel in the report, and those to upload first."""
+        outputs: dict[str, dict[str, Any]] = {}
+        inline: dict[str, bytes] = {}
+        uploads: dict[str, bytes] = {}
+        inline_bytes = 0
+        for name, artifact in result.outputs.items():
+            data = artifact.data
+            digest = hashlib.sha256(data).hexdigest()
+            if inline_bytes + len(data) <= INLINE_MAX_BYTES:
+                inline[digest] = data
+                inline_bytes += len(data)
+            else:
+                uploads[digest] = data
+            self._remember(digest, data)
+            outputs[name] = {
+                "digest": digest,
+                "materializer": artifact.materializer,
+                "size": len(data),
+                "description": dict(artifact.description),
+            }
+        return outputs, inline, uploads
 
     def _blob(self, digest: str) -> bytes:
         found = self._recent.get(digest)
@@ -361,19 +426,38 @@ class Runner:
             oldest = next(iter(self._recent))
             self._recent_bytes -= len(self._recent.pop(oldest))
 
-    def _ship_file_logs(self, run_id: str, node: str, job: _Running) -> None:
+    def _ship_file_logs(self, run_id: str, job: _Running) -> None:
+        """Send the lines a running step has written since the last time (for ``shipyard logs --follow``)."""
+        lines, _ = self._new_file_lines(job)
+        self._send_logs(run_id, lines)
+
+    def _last_logs(self, run_id: str, job: _Running, result: StepResult) -> list[dict[str, Any]]:
+        """An ended attempt's lines not sent yet: returned to travel in its report when small, else sent now."""
+        if job.log_path.exists():
+            lines, size = self._new_file_lines(job)
+        else:  # executors on other hosts send the lines back with the result
+            lines = list(result.logs)
+            size = sum(len(str(line.get("message", ""))) + 100 for line in lines)
+        if size <= INLINE_MAX_BYTES and len(lines) <= LOG_BATCH_LINES:
+            return lines
+        self._send_logs(run_id, lines)
+        return []
+
+    def _send_logs(self, run_id: str, lines: list[dict[str, Any]]) -> None:
+        for first in range(0, len(lines), LOG_BATCH_LINES):
+            self.recorder.append_logs(run_id, lines[first : first + LOG_BATCH_LINES])
+
+    @staticmethod
+    def _new_file_lines(job: _Running) -> tuple[list[dict[str, Any]], int]:
+        """Whole lines the step wrote to its log file since the last read, and their size in bytes."""
         if not job.log_path.exists():
-            return
+            return [], 0
         with open(job.log_path, "rb") as handle:
             handle.seek(job.log_offset)
             chunk = handle.read()
         complete = chunk[: chunk.rfind(b"\n") + 1]
-        if not complete:
-            return
         job.log_offset += len(complete)
-        lines = [orjson.loads(line) for line in complete.splitlines() if line.strip()]
-        if lines:
-            self.recorder.append_logs(run_id, lines)
+        return [orjson.loads(line) for line in complete.splitlines() if line.strip()], len(complete)
 
 
 def run_demand(graph: Graph) -> dict[str, float]:
@@ -385,6 +469,10 @@ def run_demand(graph: Graph) -> dict[str, float]:
         demand["memory_mb"] = max(demand["memory_mb"], float(resources.memory_mb))
         demand["gpu"] = max(demand["gpu"], resources.gpu)
     return demand
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
 
 
 def _finished(outcomes: Mapping[str, StepOutcome]) -> set[str]:

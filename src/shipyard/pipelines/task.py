@@ -4,7 +4,8 @@ A ``StepTask`` carries everything the step needs as plain data (the step by refe
 its inputs as materialized bytes, its literal parameters), so any executor can run it in
 another process or on another host without a line to the control plane. ``execute`` is
 what runs there: it loads the inputs, calls the function, materializes the outputs and
-captures the step's logs as structured JSON lines tagged with run, step and attempt.
+captures the step's logs as structured JSON lines tagged with run, step and attempt, and
+measures what the attempt used (CPU seconds and peak resident memory of the process).
 """
 
 from __future__ import annotations
@@ -13,20 +14,32 @@ import contextlib
 import io
 import logging
 import os
+import sys
+import threading
 import time
 import traceback
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import IO, Any
 
 import orjson
+import psutil  # type: ignore[import-untyped]
 
 from shipyard.errors import InvalidInput
 from shipyard.pipelines import materializers
 from shipyard.pipelines.dsl import Step
 
+_resource: ModuleType | None
+try:
+    import resource as _resource
+except ImportError:  # pragma: no cover - Windows has no getrusage
+    _resource = None
+
 RUN_ID_VARIABLE = "SHIPYARD_PIPELINE_RUN_ID"
 STEP_VARIABLE = "SHIPYARD_STEP_RUN"  # "<run id>/<step>", read by the SDK to tag tracking runs and model versions
+USAGE_SAMPLE_S = 0.05  # how often a long-lived worker's memory is sampled while a step runs
+MB = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -56,11 +69,17 @@ class StepResult:
     logs: list[dict[str, Any]]
     error: str | None = None  # "ExceptionType: message"; None on success
     seconds: float = 0.0
+    usage: Mapping[str, float] | None = None  # {"cpu_seconds", "max_rss_mb"}; None when the worker never reported
 
 
-def execute(task: StepTask) -> StepResult:
-    """Run the step in this process; never raises for the step's own failures."""
+def execute(task: StepTask, *, fresh_process: bool = False) -> StepResult:
+    """Run the step in this process; never raises for the step's own failures.
+
+    ``fresh_process``: this process was started for this attempt alone (the local executor),
+    so its peak resident memory is the attempt's; a long-lived worker (Ray's) samples instead.
+    """
     started = time.perf_counter()
+    meter = _Meter(fresh_process)
     lines: list[dict[str, Any]] = []
     sink = _LineSink(task, lines)
     with _environment(task.environment), _captured(sink):
@@ -71,12 +90,59 @@ def execute(task: StepTask) -> StepResult:
             outputs = _materialize(task, value)
         except BaseException as exc:  # the step's failure is data for the runner, whatever it is
             if isinstance(exc, KeyboardInterrupt):
+                meter.stop()
                 raise
+            usage = meter.stop()
             sink.emit("ERROR", "".join(traceback.format_exception(exc)).rstrip())
             sink.close()
-            return StepResult({}, lines, f"{type(exc).__name__}: {exc}", time.perf_counter() - started)
+            return StepResult({}, lines, f"{type(exc).__name__}: {exc}", time.perf_counter() - started, usage)
+    usage = meter.stop()
     sink.close()
-    return StepResult(outputs, lines, None, time.perf_counter() - started)
+    return StepResult(outputs, lines, None, time.perf_counter() - started, usage)
+
+
+class _Meter:
+    """CPU seconds (user + system, every thread) and peak resident memory of this process while a step runs.
+
+    A process forked for one attempt reads its peak from the kernel (``ru_maxrss``, which a
+    forked child starts afresh, so it is this attempt's). A worker that runs many tasks
+    (Ray's) samples its resident size with psutil every ``USAGE_SAMPLE_S`` in a thread
+    instead, since its kernel peak may come from an earlier task.
+    """
+
+    def __init__(self, fresh_process: bool) -> None:
+        self.cpu_before = time.process_time()
+        self.kernel_peak = fresh_process and _max_rss_bytes() is not None
+        self.peak = 0
+        self._stopped = threading.Event()
+        self._sampler: threading.Thread | None = None
+        if not self.kernel_peak:
+            self.process = psutil.Process()
+            self.peak = self.process.memory_info().rss
+            self._sampler = threading.Thread(target=self._sample, name="shipyard-step-usage", daemon=True)
+            self._sampler.start()
+
+    def _sample(self) -> None:
+        while not self._stopped.wait(USAGE_SAMPLE_S):
+            self.peak = max(self.peak, self.process.memory_info().rss)
+
+    def stop(self) -> dict[str, float]:
+        cpu = max(0.0, time.process_time() - self.cpu_before)
+        if self._sampler is not None:
+            self._stopped.set()
+            self._sampler.join()
+            peak = max(self.peak, self.process.memory_info().rss)
+        else:
+            peak = _max_rss_bytes() or 0
+        return {"cpu_seconds": round(cpu, 6), "max_rss_mb": round(peak / MB, 3)}
+
+
+def _max_rss_bytes() -> int | None:
+    """This process's peak resident size from the kernel, where it reports one (not on Windows)."""
+    if _resource is None:  # pragma: no cover - Windows
+        return None
+    peak = _resource.getrusage(_resource.RUSAGE_SELF).ru_maxrss
+    return int(peak) if sys.platform == "darwin" else int(peak) * 1024  # bytes on macOS, KiB on Linux
 
 
 def _materialize(task: StepTask, value: Any) -> dict[str, Artifact]:

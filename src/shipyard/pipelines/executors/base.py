@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from typing import ClassVar, Protocol
 
 from shipyard.pipelines.task import StepResult, StepTask
@@ -22,6 +24,9 @@ class Handle(Protocol):
         ...
 
 
+POLL_S = 0.002  # how often ``wait`` looks again where an executor cannot be woken by a finished task
+
+
 class Executor(ABC):
     name: ClassVar[str]
 
@@ -30,6 +35,13 @@ class Executor(ABC):
 
     @abstractmethod
     def submit(self, task: StepTask) -> Handle: ...
+
+    def wait(self, handles: Sequence[Handle], timeout: float) -> None:
+        """Return once one of ``handles`` may be done, or after ``timeout`` seconds at the most.
+
+        The default polls; executors that can block until a task ends override it.
+        """
+        time.sleep(min(timeout, POLL_S))
 
     def close(self) -> None:  # noqa: B027 (optional hook)
         """Release what the executor holds (worker pools, cluster connections)."""

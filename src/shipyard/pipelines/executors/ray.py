@@ -9,10 +9,11 @@ inside a step, Ray Data can use the same cluster.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from typing import Any
 
 from shipyard.errors import InvalidInput
-from shipyard.pipelines.executors.base import Executor
+from shipyard.pipelines.executors.base import Executor, Handle
 from shipyard.pipelines.task import StepResult, StepTask, execute
 
 MB = 1024 * 1024
@@ -72,6 +73,13 @@ class RayExecutor(Executor):
             options["memory"] = resources.memory_mb * MB
         ref = self._remote.options(**options).remote(task)
         return _RayHandle(self.ray, ref, task.node)
+
+    def wait(self, handles: Sequence[Handle], timeout: float) -> None:
+        refs = [handle.ref for handle in handles if isinstance(handle, _RayHandle)]
+        if not refs or len(refs) != len(handles):
+            super().wait(handles, timeout)
+            return
+        self.ray.wait(refs, num_returns=1, timeout=timeout)
 
     def close(self) -> None:
         if self._started_here and self.ray.is_initialized():

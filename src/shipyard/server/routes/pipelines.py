@@ -21,6 +21,7 @@ from shipyard.server.schemas import (
     PipelineRunOut,
     PipelineRunPatch,
     PipelineRunStatus,
+    StepCacheIn,
     StepRunIn,
     StepRunOut,
 )
@@ -88,9 +89,33 @@ def update_pipeline_run(
 def record_step(
     namespace: str, run_id: str, step: StepName, attempt: Attempt, body: StepRunIn, platform: PlatformDep, caller: CallerDep
 ) -> StepRunOut:
-    fields = body.model_dump(exclude_unset=True)
+    fields = body.model_dump(exclude_unset=True, exclude={"blobs", "logs"})
+    stored = records.store_blobs(caller, namespace, platform.artifacts, body.blobs or {})
     with platform.db.session(write=True) as session:
-        return StepRunOut.model_validate(records.record_step(session, caller, namespace, run_id, step, attempt, **fields))
+        record = records.record_step(
+            session, caller, namespace, run_id, step, attempt, blobs=stored, logs=body.logs or [], **fields
+        )  # fmt: skip
+        return StepRunOut.model_validate(record)
+
+
+@router.post(
+    RUN + "/steps/{step}/attempts/{attempt}:from-cache",
+    response_model=StepRunOut,
+    status_code=status.HTTP_201_CREATED,
+    responses={status.HTTP_204_NO_CONTENT: {"description": "Nothing is cached under this key; nothing was recorded."}},
+    summary="Record one attempt as served from the step cache, when the cache holds its key (a lookup and a record in one)",
+)
+def record_cached_step(
+    namespace: str, run_id: str, step: StepName, attempt: Attempt, body: StepCacheIn, platform: PlatformDep, caller: CallerDep
+) -> Response | StepRunOut:
+    with platform.db.session(write=True) as session:
+        record = records.record_cached(
+            session, caller, namespace, run_id, step, attempt, cache_key=body.cache_key,
+            inputs=body.model_dump(exclude_unset=True).get("inputs"), executor=body.executor,
+        )  # fmt: skip
+        if record is None:
+            return Response(status_code=status.HTTP_204_NO_CONTENT)
+        return StepRunOut.model_validate(record)
 
 
 @router.get(RUN + "/steps", response_model=list[StepRunOut], summary="Every attempt of every step, in the order they began")
