@@ -21,6 +21,8 @@ from urllib.parse import quote
 
 import httpx
 
+from shipyard._transport import JSON
+from shipyard._transport import segment as _q
 from shipyard.client_feedback import FeedbackMixin
 from shipyard.client_loops import LoopsMixin
 from shipyard.client_monitors import MonitorsMixin
@@ -33,11 +35,6 @@ if TYPE_CHECKING:
 
 CHUNK = 1024 * 1024
 RETRY_STATUSES = frozenset({502, 503, 504})
-JSON = dict[str, Any]
-
-
-def _q(value: str) -> str:
-    return quote(str(value), safe="")
 
 
 def _default_token(settings: Settings) -> str | None:

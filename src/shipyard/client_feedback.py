@@ -10,35 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from typing import IO, Any, Protocol
-from urllib.parse import quote
 
 import orjson
 
+from shipyard._transport import JSON, Transport, segment
 from shipyard.errors import InvalidInput
 
-JSON = dict[str, Any]
 
-
-def _q(value: str | int) -> str:
-    return quote(str(value), safe="")
-
-
-class _Transport(Protocol):
-    """What the mixin needs from ``Client``."""
-
-    def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        json: Any = None,
-        params: Mapping[str, Any] | None = None,
-        content: Any = None,
-        headers: Mapping[str, str] | None = None,
-        idempotent: bool | None = None,
-    ) -> Any: ...
-
-    def _ns(self, namespace: str | None) -> str: ...
+class _Transport(Transport, Protocol):
+    """What the mixin needs from ``Client`` beyond requests."""
 
     def upload_blob(self, source: bytes | IO[bytes], *, namespace: str | None = None) -> JSON: ...
 
@@ -59,13 +39,13 @@ class FeedbackMixin:
 
     def get_model_profile(self: _Transport, name: str, version: int, *, namespace: str | None = None) -> JSON:
         """The version's reference profile (``Profile.to_dict()``; ``Profile.from_dict`` reads it back)."""
-        url = f"/namespaces/{self._ns(namespace)}/models/{_q(name)}/versions/{int(version)}/profile"
+        url = f"/namespaces/{self._ns(namespace)}/models/{segment(name)}/versions/{int(version)}/profile"
         result: JSON = self.request("GET", url)
         return result
 
     def log_feedback(self: _Transport, endpoint: str, request_id: str, label: Any, *, namespace: str | None = None) -> JSON:
         """The true label of one prediction, by its ``X-Request-Id``; a list labels a multi-row request row by row."""
-        url = f"/namespaces/{self._ns(namespace)}/endpoints/{_q(endpoint)}/feedback"
+        url = f"/namespaces/{self._ns(namespace)}/endpoints/{segment(endpoint)}/feedback"
         result: JSON = self.request("POST", url, json={"request_id": request_id, "label": label}, idempotent=True)
         return result
 
@@ -73,14 +53,14 @@ class FeedbackMixin:
         self: _Transport, endpoint: str, items: Iterable[Mapping[str, Any]], *, namespace: str | None = None
     ) -> JSON:
         """Up to 10,000 ``{"request_id", "label"}`` at once, all or none; a later label for a request replaces the earlier."""
-        url = f"/namespaces/{self._ns(namespace)}/endpoints/{_q(endpoint)}/feedback"
+        url = f"/namespaces/{self._ns(namespace)}/endpoints/{segment(endpoint)}/feedback"
         body = {"items": [dict(item) for item in items]}
         result: JSON = self.request("POST", url, json=body, idempotent=True)
         return result
 
     def list_feedback(self: _Transport, endpoint: str, *, limit: int = 100, namespace: str | None = None) -> list[JSON]:
         """The endpoint's labels, newest first."""
-        url = f"/namespaces/{self._ns(namespace)}/endpoints/{_q(endpoint)}/feedback"
+        url = f"/namespaces/{self._ns(namespace)}/endpoints/{segment(endpoint)}/feedback"
         return list(self.request("GET", url, params={"limit": limit}))
 
     def endpoint_quality(
@@ -93,7 +73,7 @@ class FeedbackMixin:
         namespace: str | None = None,
     ) -> JSON:
         """Per-version metrics over the labelled requests of a window (default: the last 10,000 logged requests)."""
-        url = f"/namespaces/{self._ns(namespace)}/endpoints/{_q(endpoint)}/quality"
+        url = f"/namespaces/{self._ns(namespace)}/endpoints/{segment(endpoint)}/quality"
         result: JSON = self.request("GET", url, params={"requests": requests, "seconds": seconds, "task": task})
         return result
 
@@ -110,7 +90,7 @@ class FeedbackMixin:
         namespace: str | None = None,
     ) -> JSON:
         """Version ``b`` against ``a`` on quality and latency, with p-values and confidence intervals."""
-        url = f"/namespaces/{self._ns(namespace)}/endpoints/{_q(endpoint)}/ab"
+        url = f"/namespaces/{self._ns(namespace)}/endpoints/{segment(endpoint)}/ab"
         params = {"a": a, "b": b, "requests": requests, "seconds": seconds, "alpha": alpha, "task": task}
         result: JSON = self.request("GET", url, params=params)
         return result

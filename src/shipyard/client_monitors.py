@@ -12,39 +12,16 @@ client.alerts()                                  # every rule's state, the newes
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
-from urllib.parse import quote
+from typing import Any
 
-JSON = dict[str, Any]
-
-
-def _q(value: str | int) -> str:
-    return quote(str(value), safe="")
-
-
-class _Transport(Protocol):
-    """What the mixin needs from ``Client``."""
-
-    def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        json: Any = None,
-        params: Mapping[str, Any] | None = None,
-        content: Any = None,
-        headers: Mapping[str, str] | None = None,
-        idempotent: bool | None = None,
-    ) -> Any: ...
-
-    def _ns(self, namespace: str | None) -> str: ...
+from shipyard._transport import JSON, Transport, segment
 
 
 class MonitorsMixin:
     """Endpoint monitors, their checks, and alert rules over the REST API."""
 
     def put_monitor(
-        self: _Transport,
+        self: Transport,
         endpoint: str,
         *,
         features: Sequence[str] | None = None,
@@ -78,28 +55,28 @@ class MonitorsMixin:
         result: JSON = self.request("PUT", _monitor(self._ns(namespace), endpoint), json=body)
         return result
 
-    def get_monitor(self: _Transport, endpoint: str, *, namespace: str | None = None) -> JSON:
+    def get_monitor(self: Transport, endpoint: str, *, namespace: str | None = None) -> JSON:
         result: JSON = self.request("GET", _monitor(self._ns(namespace), endpoint))
         return result
 
-    def list_monitors(self: _Transport, *, namespace: str | None = None) -> list[JSON]:
+    def list_monitors(self: Transport, *, namespace: str | None = None) -> list[JSON]:
         return list(self.request("GET", f"/namespaces/{self._ns(namespace)}/monitors"))
 
-    def delete_monitor(self: _Transport, endpoint: str, *, namespace: str | None = None) -> None:
+    def delete_monitor(self: Transport, endpoint: str, *, namespace: str | None = None) -> None:
         """Delete the monitor and its checks; alert rules on the endpoint stay."""
         self.request("DELETE", _monitor(self._ns(namespace), endpoint))
 
-    def check_monitor(self: _Transport, endpoint: str, *, namespace: str | None = None) -> JSON:
+    def check_monitor(self: Transport, endpoint: str, *, namespace: str | None = None) -> JSON:
         """Run one check of the endpoint now and return it (``result``: status, features, measures)."""
         result: JSON = self.request("POST", _monitor(self._ns(namespace), endpoint) + "/check")
         return result
 
-    def monitor_checks(self: _Transport, endpoint: str, *, limit: int = 20, namespace: str | None = None) -> list[JSON]:
+    def monitor_checks(self: Transport, endpoint: str, *, limit: int = 20, namespace: str | None = None) -> list[JSON]:
         """The monitor's checks, newest first."""
         return list(self.request("GET", _monitor(self._ns(namespace), endpoint) + "/checks", params={"limit": limit}))
 
     def put_alert_rule(
-        self: _Transport,
+        self: Transport,
         name: str,
         *,
         endpoint: str,
@@ -121,29 +98,29 @@ class MonitorsMixin:
             "webhook": webhook,
             "enabled": enabled,
         }
-        result: JSON = self.request("PUT", f"/namespaces/{self._ns(namespace)}/alert-rules/{_q(name)}", json=body)
+        result: JSON = self.request("PUT", f"/namespaces/{self._ns(namespace)}/alert-rules/{segment(name)}", json=body)
         return result
 
-    def get_alert_rule(self: _Transport, name: str, *, namespace: str | None = None) -> JSON:
-        result: JSON = self.request("GET", f"/namespaces/{self._ns(namespace)}/alert-rules/{_q(name)}")
+    def get_alert_rule(self: Transport, name: str, *, namespace: str | None = None) -> JSON:
+        result: JSON = self.request("GET", f"/namespaces/{self._ns(namespace)}/alert-rules/{segment(name)}")
         return result
 
-    def list_alert_rules(self: _Transport, *, namespace: str | None = None) -> list[JSON]:
+    def list_alert_rules(self: Transport, *, namespace: str | None = None) -> list[JSON]:
         return list(self.request("GET", f"/namespaces/{self._ns(namespace)}/alert-rules"))
 
-    def delete_alert_rule(self: _Transport, name: str, *, namespace: str | None = None) -> None:
-        self.request("DELETE", f"/namespaces/{self._ns(namespace)}/alert-rules/{_q(name)}")
+    def delete_alert_rule(self: Transport, name: str, *, namespace: str | None = None) -> None:
+        self.request("DELETE", f"/namespaces/{self._ns(namespace)}/alert-rules/{segment(name)}")
 
-    def alert_history(self: _Transport, name: str, *, limit: int = 100, namespace: str | None = None) -> list[JSON]:
+    def alert_history(self: Transport, name: str, *, limit: int = 100, namespace: str | None = None) -> list[JSON]:
         """The rule's transitions (pending, firing, resolved), newest first."""
-        url = f"/namespaces/{self._ns(namespace)}/alert-rules/{_q(name)}/history"
+        url = f"/namespaces/{self._ns(namespace)}/alert-rules/{segment(name)}/history"
         return list(self.request("GET", url, params={"limit": limit}))
 
-    def alerts(self: _Transport, *, limit: int = 20, namespace: str | None = None) -> JSON:
+    def alerts(self: Transport, *, limit: int = 20, namespace: str | None = None) -> JSON:
         """``{"rules": [...with state...], "transitions": [...newest first...]}``."""
         result: JSON = self.request("GET", f"/namespaces/{self._ns(namespace)}/alerts", params={"limit": limit})
         return result
 
 
 def _monitor(namespace: str, endpoint: str) -> str:
-    return f"/namespaces/{namespace}/endpoints/{_q(endpoint)}/monitor"
+    return f"/namespaces/{namespace}/endpoints/{segment(endpoint)}/monitor"

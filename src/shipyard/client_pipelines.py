@@ -13,11 +13,10 @@ import hashlib
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
-from urllib.parse import quote
 
+from shipyard._transport import JSON, Transport, segment
 from shipyard.errors import IntegrityFailure, NotFound
 
-JSON = dict[str, Any]
 RUN_ID_VARIABLE = "SHIPYARD_PIPELINE_RUN_ID"
 STEP_VARIABLE = "SHIPYARD_STEP_RUN"
 PIPELINE_RUN_TAG = "shipyard.pipeline_run"
@@ -38,26 +37,8 @@ def lineage_tags(tags: Mapping[str, Any] | None = None) -> dict[str, Any]:
     return found
 
 
-def _q(value: str | int) -> str:
-    return quote(str(value), safe="")
-
-
-class _Transport(Protocol):
-    """What the mixin needs from ``Client``."""
-
-    def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        json: Any = None,
-        params: Mapping[str, Any] | None = None,
-        content: Any = None,
-        headers: Mapping[str, str] | None = None,
-        idempotent: bool | None = None,
-    ) -> Any: ...
-
-    def _ns(self, namespace: str | None) -> str: ...
+class _Transport(Transport, Protocol):
+    """What the mixin needs from ``Client`` beyond requests."""
 
     def _fetch_bytes(self, url: str) -> bytes: ...
 
@@ -93,7 +74,7 @@ class PipelineRunsMixin:
         return result
 
     def get_pipeline_run(self: _Transport, run_id: str, *, namespace: str | None = None) -> JSON:
-        result: JSON = self.request("GET", f"/namespaces/{self._ns(namespace)}/pipeline-runs/{_q(run_id)}")
+        result: JSON = self.request("GET", f"/namespaces/{self._ns(namespace)}/pipeline-runs/{segment(run_id)}")
         return result
 
     def list_pipeline_runs(
@@ -113,13 +94,13 @@ class PipelineRunsMixin:
     ) -> JSON:
         """Move a run on; sending the status it already has is accepted and changes nothing (so retries are safe)."""
         body = {k: v for k, v in {"status": status, "error": error}.items() if v is not None}
-        url = f"/namespaces/{self._ns(namespace)}/pipeline-runs/{_q(run_id)}"
+        url = f"/namespaces/{self._ns(namespace)}/pipeline-runs/{segment(run_id)}"
         result: JSON = self.request("PATCH", url, json=body, idempotent=True)
         return result
 
     def cancel_pipeline_run(self: _Transport, run_id: str, *, namespace: str | None = None) -> JSON:
         """Cancel a queued run (it never starts) or a running one (its runner stops it within a second or so)."""
-        url = f"/namespaces/{self._ns(namespace)}/pipeline-runs/{_q(run_id)}"
+        url = f"/namespaces/{self._ns(namespace)}/pipeline-runs/{segment(run_id)}"
         result: JSON = self.request("PATCH", url, json={"status": "cancelled", "error": "cancelled by request"}, idempotent=True)
         return result
 
@@ -193,11 +174,13 @@ class PipelineRunsMixin:
             "workdir": workdir,
             "enabled": enabled,
         }
-        result: JSON = self.request("PUT", f"/namespaces/{self._ns(namespace)}/schedules/{_q(name)}", json=body, idempotent=True)
+        result: JSON = self.request(
+            "PUT", f"/namespaces/{self._ns(namespace)}/schedules/{segment(name)}", json=body, idempotent=True
+        )
         return result
 
     def get_schedule(self: _Transport, name: str, *, namespace: str | None = None) -> JSON:
-        result: JSON = self.request("GET", f"/namespaces/{self._ns(namespace)}/schedules/{_q(name)}")
+        result: JSON = self.request("GET", f"/namespaces/{self._ns(namespace)}/schedules/{segment(name)}")
         return result
 
     def list_schedules(self: _Transport, *, namespace: str | None = None) -> list[JSON]:
@@ -205,16 +188,16 @@ class PipelineRunsMixin:
 
     def set_schedule_enabled(self: _Transport, name: str, enabled: bool, *, namespace: str | None = None) -> JSON:
         """Pause (False) or resume (True) a schedule; times that passed while paused are not made up."""
-        url = f"/namespaces/{self._ns(namespace)}/schedules/{_q(name)}"
+        url = f"/namespaces/{self._ns(namespace)}/schedules/{segment(name)}"
         result: JSON = self.request("PATCH", url, json={"enabled": enabled}, idempotent=True)
         return result
 
     def delete_schedule(self: _Transport, name: str, *, namespace: str | None = None) -> None:
-        self.request("DELETE", f"/namespaces/{self._ns(namespace)}/schedules/{_q(name)}", idempotent=True)
+        self.request("DELETE", f"/namespaces/{self._ns(namespace)}/schedules/{segment(name)}", idempotent=True)
 
     def schedule_fires(self: _Transport, name: str, *, limit: int = 100, namespace: str | None = None) -> list[JSON]:
         """A schedule's firings, newest first: due time, reason, status and the pipeline run it started."""
-        url = f"/namespaces/{self._ns(namespace)}/schedules/{_q(name)}/fires"
+        url = f"/namespaces/{self._ns(namespace)}/schedules/{segment(name)}/fires"
         return list(self.request("GET", url, params={"limit": limit}))
 
     def record_step(
@@ -234,7 +217,7 @@ class PipelineRunsMixin:
         both recorded in the same transaction as the attempt (upload large outputs first, with
         ``upload_blob``). Repeating the same report is accepted and changes nothing.
         """
-        url = f"/namespaces/{self._ns(namespace)}/pipeline-runs/{_q(run_id)}/steps/{_q(step)}/attempts/{int(attempt)}"
+        url = f"/namespaces/{self._ns(namespace)}/pipeline-runs/{segment(run_id)}/steps/{segment(step)}/attempts/{int(attempt)}"
         body = dict(fields)
         if blobs:
             body["blobs"] = {digest: base64.b64encode(data).decode("ascii") for digest, data in blobs.items()}
@@ -257,25 +240,26 @@ class PipelineRunsMixin:
         The cache lookup and the record in one request (nothing is recorded on a miss): what a
         runner does before it runs a step.
         """
-        url = f"/namespaces/{self._ns(namespace)}/pipeline-runs/{_q(run_id)}/steps/{_q(step)}/attempts/{int(attempt)}:from-cache"
+        run = f"/namespaces/{self._ns(namespace)}/pipeline-runs/{segment(run_id)}"
+        url = f"{run}/steps/{segment(step)}/attempts/{int(attempt)}:from-cache"
         body = {"cache_key": cache_key, "inputs": dict(inputs or {}), "executor": executor}
         result: JSON | None = self.request("POST", url, json={k: v for k, v in body.items() if v is not None})
         return result
 
     def list_step_runs(self: _Transport, run_id: str, *, namespace: str | None = None) -> list[JSON]:
-        return list(self.request("GET", f"/namespaces/{self._ns(namespace)}/pipeline-runs/{_q(run_id)}/steps"))
+        return list(self.request("GET", f"/namespaces/{self._ns(namespace)}/pipeline-runs/{segment(run_id)}/steps"))
 
     def cached_step(self: _Transport, cache_key: str, *, namespace: str | None = None) -> JSON | None:
         """The newest succeeded step run with this cache key whose outputs are still held, or None."""
         try:
-            result: JSON = self.request("GET", f"/namespaces/{self._ns(namespace)}/step-cache/{_q(cache_key)}")
+            result: JSON = self.request("GET", f"/namespaces/{self._ns(namespace)}/step-cache/{segment(cache_key)}")
         except NotFound:
             return None
         return result
 
     def append_logs(self: _Transport, run_id: str, lines: Sequence[Mapping[str, Any]], *, namespace: str | None = None) -> None:
         """Send log lines ({message, step, attempt, ts, level, extra}), at most 10,000 per call."""
-        url = f"/namespaces/{self._ns(namespace)}/pipeline-runs/{_q(run_id)}/logs"
+        url = f"/namespaces/{self._ns(namespace)}/pipeline-runs/{segment(run_id)}/logs"
         self.request("POST", url, json={"lines": [dict(line) for line in lines]})
 
     def read_logs(
@@ -289,11 +273,11 @@ class PipelineRunsMixin:
     ) -> list[JSON]:
         """Lines with an id above ``after``, in order; pass the last line's id to read on."""
         params = {"step": step, "after": after, "limit": limit}
-        return list(self.request("GET", f"/namespaces/{self._ns(namespace)}/pipeline-runs/{_q(run_id)}/logs", params=params))
+        return list(self.request("GET", f"/namespaces/{self._ns(namespace)}/pipeline-runs/{segment(run_id)}/logs", params=params))
 
     def download_blob(self: _Transport, digest: str, *, namespace: str | None = None) -> bytes:
         """The bytes of a blob uploaded to the namespace, checked against ``digest``."""
-        data = self._fetch_bytes(f"/namespaces/{self._ns(namespace)}/blobs/{_q(digest)}")
+        data = self._fetch_bytes(f"/namespaces/{self._ns(namespace)}/blobs/{segment(digest)}")
         if hashlib.sha256(data).hexdigest() != digest:
             raise IntegrityFailure(f"blob {digest} downloaded with other bytes: retry it")
         return data

@@ -34,7 +34,7 @@ from shipyard.access import audit, tokens
 from shipyard.access.caller import Caller
 from shipyard.artifacts import ArtifactStore
 from shipyard.errors import InvalidInput
-from shipyard.monitoring import feedback, retraining, window
+from shipyard.monitoring import feedback, performance, retraining, window
 from shipyard.monitoring.retraining import FINISHED, LoopSpec
 from shipyard.registry import aliases, formats
 from shipyard.registry.predictor import Predictor
@@ -421,29 +421,16 @@ def score(
     probabilities: Sequence[Sequence[float]] | None,
     classes: Sequence[Any] | None,
 ) -> float:
-    """One metric from labels and a model's answers (probabilities for ROC AUC and log loss)."""
-    from sklearn import metrics
-
-    predicted = np.asarray(predictions)
-    truth = np.asarray(labels).astype(predicted.dtype) if predicted.dtype.kind in "iufb" else np.asarray(labels)
-    if metric == "accuracy":
-        return float(metrics.accuracy_score(truth, predicted))
-    if metric in ("precision", "recall", "f1"):
-        average = "binary" if len(np.union1d(truth, predicted)) <= 2 else "macro"
-        function = {"precision": metrics.precision_score, "recall": metrics.recall_score, "f1": metrics.f1_score}[metric]
-        return float(function(truth, predicted, average=average, zero_division=0))
-    if metric in ("roc_auc", "log_loss"):
-        if probabilities is None or classes is None:
-            raise InvalidInput(f"{metric} needs class probabilities, which this model does not give: choose another metric")
-        proba = np.asarray(probabilities, dtype=float)
-        if metric == "log_loss":
-            return float(metrics.log_loss(truth, proba, labels=list(classes)))
-        return float(metrics.roc_auc_score(truth, proba[:, 1] if proba.shape[1] == 2 else proba, multi_class="ovr"))
-    if metric == "mae":
-        return float(metrics.mean_absolute_error(truth, predicted))
-    if metric == "rmse":
-        return float(np.sqrt(metrics.mean_squared_error(truth, predicted)))
-    return float(metrics.r2_score(truth, predicted))
+    """One metric from labels and a model's answers, as the endpoint quality report computes it."""
+    if metric in ("mae", "rmse", "r2"):
+        found = performance.regression(list(labels), predictions)
+    else:
+        found = performance.classification(list(labels), predictions, probabilities, classes=classes)
+    value = found.get(metric)
+    if value is None:
+        needs = "class probabilities, which this model does not give" if metric in ("roc_auc", "log_loss") else "more labels"
+        raise InvalidInput(f"{metric} cannot be computed on these requests: it needs {needs}; choose another gate metric")
+    return float(value)
 
 
 def _breaches(spec: LoopSpec, candidate: VersionStats, baseline: VersionStats) -> list[str]:

@@ -6,9 +6,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.orm import Session
 
 from shipyard.monitoring import retraining
 from shipyard.server.deps import CallerDep, PlatformDep
+from shipyard.store.models import RetrainingLoop
 
 router = APIRouter(tags=["monitoring"])
 LOOP = "/namespaces/{namespace}/endpoints/{name}/loop"
@@ -57,7 +59,7 @@ class LoopOut(BaseModel):
     active_cycle: CycleOut | None = None
 
 
-def _out(session: Any, loop: Any, endpoint: str) -> LoopOut:
+def _out(session: Session, loop: RetrainingLoop, endpoint: str) -> LoopOut:
     active = retraining.active_cycle(session, loop)
     out = LoopOut.model_validate(
         {**{k: getattr(loop, k) for k in LoopOut.model_fields if hasattr(loop, k)}, "endpoint": endpoint}
