@@ -172,8 +172,13 @@ def test_up_monitors_real_traffic_fires_on_drift_and_stops_with_everything(up: U
         assert (up.hooks[0]["alert"], up.hooks[0]["state"], up.hooks[0]["endpoint"]) == ("bc-drift", "firing", "bc")
         fired = client.list_events(kind="alert.fired", namespace=NS)
         assert [e["subject"] for e in fired] == ["bc-drift"]
-        [transition] = client.alert_history("bc-drift", namespace=NS)
-        assert (transition["notified"] or "").startswith("delivered: HTTP 204")
+        # The loop stores the webhook's outcome after the POST returns: wait for that, not for the POST.
+        [transition] = wait_for(
+            "the webhook's outcome on the transition",
+            lambda: [t for t in client.alert_history("bc-drift", namespace=NS) if t["notified"]] or None,
+            up,
+        )
+        assert transition["notified"].startswith("delivered: HTTP 204")
 
     up.process.send_signal(signal.SIGTERM)
     assert up.process.wait(timeout=30) is not None
